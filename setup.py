@@ -1,0 +1,30 @@
+"""pip packaging of the hpe Python packages (hpe_core, hpe_ros, hpe_training) and console scripts.
+
+ROS 2 users build the same repository with colcon (package.xml / CMakeLists.txt, ament_cmake);
+users without ROS get the framework-free parts with ``pip install -e .``.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="hpe",
+    version="0.1.0",
+    description="Relative head pose estimation (VGGT-HPE) for ROS 2",
+    packages=find_packages(include=["hpe_core", "hpe_core.*", "hpe_ros", "hpe_ros.*",
+                                    "hpe_training", "hpe_training.*"]),
+    package_data={"hpe_core": ["models/*", "data/*"]},
+    python_requires=">=3.10",
+    install_requires=["numpy", "scipy", "safetensors", "torch"],
+    entry_points={
+        "console_scripts": [
+            "hpe-vggt-parity = hpe_core.vggt.parity_cli:main",
+            "hpe-export = hpe_training.export.cli:main",
+            "hpe-bench = hpe_training.bench.cli:main",
+            "hpe-synth = hpe_training.synth.cli:main",
+            "hpe-train = hpe_training.train.cli:main",
+            "hpe-eval = hpe_training.evaluation.cli:main",
+            "hpe-video = hpe_core.video_cli:main",
+            "hpe-demo = hpe_ros.demo:main",
+            "head_pose_node = hpe_ros.head_pose_node:main",
+        ]
+    },
+)
