@@ -1,0 +1,126 @@
+"""Every parameter of the head pose node, declared once: name, default, range, description.
+
+The table is plain data (no rclpy import at module level) so that tests, the launch-file check
+and the YAML check read the same source as the node. :func:`validate` is what the node's
+set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+Value = Union[bool, int, float, str]
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One node parameter.
+
+    Attributes:
+        name: dotted parameter name.
+        default: default value; its Python type is the parameter type.
+        description: what it does, with units.
+        min_value / max_value: inclusive numeric range (ints and floats).
+        choices: allowed string values.
+        read_only: set at start-up only (paths, backend, topics): changing it at run time is
+            refused; reconfigure the node (cleanup, configure) with new start-up values.
+    """
+
+    name: str
+    default: Value
+    description: str
+    min_value: Optional[float] = None
+    max_value: Optional[float] = None
+    choices: Optional[Sequence[str]] = None
+    read_only: bool = False
+
+    @property
+    def type_name(self) -> str:
+        return type(self.default).__name__
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    # -- model and backend (start-up only)
+    ParameterSpec("backend", "onnxruntime", "inference backend", choices=("onnxruntime", "torch", "tensorrt"), read_only=True),
+    ParameterSpec("model_path", "", "model directory (ONNX export or torch checkpoint); empty = the shipped default model", read_only=True),
+    ParameterSpec("device", "cpu", "cpu, cuda or cuda:N", read_only=True),
+    ParameterSpec("precision", "fp32", "fp32, fp16 or bf16 (fp16/bf16 need CUDA)", choices=("fp32", "fp16", "bf16"), read_only=True),
+    ParameterSpec("engine_cache_dir", "", "where TensorRT engines are cached; empty = ~/.cache/hpe/engines", read_only=True),
+    ParameterSpec("fallback_to_cpu", True, "if the backend fails, switch to the onnxruntime CPU backend and go on"),
+    # -- input
+    ParameterSpec("image_qos", "sensor_data", "QoS of the image subscriptions", choices=("sensor_data", "reliable"), read_only=True),
+    ParameterSpec("use_compressed", False, "subscribe image/compressed instead of image", read_only=True),
+    ParameterSpec("use_camera_info", True, "take intrinsics from camera_info (else camera.default_hfov_deg)", read_only=True),
+    ParameterSpec("queue_size", 1, "frames waiting for the worker; older ones are dropped", min_value=1, max_value=10, read_only=True),
+    ParameterSpec("max_image_pixels", 4096 * 4096, "larger images are refused (pixels)", min_value=1, max_value=1 << 28),
+    ParameterSpec("max_frame_age_s", 1.0, "frames older than this (vs the newest stamp seen) are skipped, seconds; 0 = off", min_value=0.0, max_value=60.0),
+    ParameterSpec("camera.default_hfov_deg", 60.0, "horizontal field of view used when no camera_info is available, degrees", min_value=10.0, max_value=170.0),
+    # -- detection and crops
+    ParameterSpec("detection.every_n_frames", 3, "run the face detector on every N-th frame; boxes are predicted in between", min_value=1, max_value=100),
+    ParameterSpec("detection.max_rate_hz", 0.0, "at most this many detections per second; 0 = no cap", min_value=0.0, max_value=240.0),
+    ParameterSpec("detection.min_face_px", 40, "smallest face the detector looks for, pixels", min_value=12, max_value=2000),
+    ParameterSpec("detection.threshold", 0.9, "face probability threshold of the detector's last stage", min_value=0.0, max_value=1.0),
+    ParameterSpec("crop.margin", 0.4, "margin around the face box of the square crop (VGGT-HPE: 0.4)", min_value=0.0, max_value=2.0),
+    # -- anchors
+    ParameterSpec("anchors.per_estimate", 3, "anchors fused per frame (one batched forward pass)", min_value=1, max_value=8),
+    ParameterSpec("anchors.max_per_track", 12, "anchors kept per person; coverage decides what is evicted", min_value=1, max_value=64),
+    ParameterSpec("anchors.keyframe_min_gap_deg", 15.0, "add a keyframe anchor when the estimate is this far from every anchor, degrees", min_value=1.0, max_value=90.0),
+    ParameterSpec("anchors.keyframe_min_confidence", 0.7, "only estimates at least this confident become keyframes", min_value=0.0, max_value=1.0),
+    ParameterSpec("anchors.max_chain_depth", 3, "keyframes at most this many steps from a calibrated anchor", min_value=0, max_value=10),
+    ParameterSpec("anchors.max_accumulated_uncertainty_deg", 10.0, "keyframes with more accumulated uncertainty are not added, degrees", min_value=0.0, max_value=90.0),
+    ParameterSpec("anchors.prefer_calibrated_within_deg", 10.0, "a calibrated anchor this close is preferred to nearer keyframes, degrees", min_value=0.0, max_value=180.0),
+    ParameterSpec("anchors.bootstrap", "frontal", "first anchor of a new person without calibration: 'frontal' (first sight taken as facing the camera, marked bootstrapped) or 'none' (wait for capture_anchor)", choices=("frontal", "none")),
+    ParameterSpec("anchors.dir", "~/.ros/hpe_anchors", "directory that anchor pool files are saved to and loaded from", read_only=True),
+    ParameterSpec("anchors.file", "anchors.hpepool", "default anchor pool file name inside anchors.dir"),
+    ParameterSpec("anchors.autoload", False, "load anchors.file at configure if it exists", read_only=True),
+    # -- outputs
+    ParameterSpec("facing.cone_deg", 20.0, "a person faces the camera when the head's forward axis is within this angle of the camera, degrees", min_value=1.0, max_value=90.0),
+    ParameterSpec("frames.camera_frame", "", "parent frame of the head frames; empty = the image's frame_id"),
+    ParameterSpec("frames.face_prefix", "face_", "TF frame of a head: <face_prefix><id> (REP 155)"),
+    ParameterSpec("frames.gaze_prefix", "gaze_", "TF gaze frame: <gaze_prefix><id> (REP 155)"),
+    ParameterSpec("debug.publish_image", False, "publish debug_image with boxes and head axes"),
+    ParameterSpec("debug.publish_markers", False, "publish RViz markers on markers"),
+    ParameterSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds", min_value=0.1, max_value=60.0, read_only=True),
+)
+
+SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+
+def validate(name: str, value: Any) -> Optional[str]:
+    """Why ``value`` is not acceptable for parameter ``name``, or ``None`` when it is."""
+    spec = SPECS.get(name)
+    if spec is None:
+        return f"unknown parameter {name!r}"
+    expected = type(spec.default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not expected:
+        return f"{name} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{name} must be one of {list(spec.choices)}, got {value!r}"
+    if spec.min_value is not None and value < spec.min_value:
+        return f"{name} must be >= {spec.min_value}, got {value!r}"
+    if spec.max_value is not None and value > spec.max_value:
+        return f"{name} must be <= {spec.max_value}, got {value!r}"
+    if name == "device" and not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
+        return f"device must be cpu, cuda or cuda:N, got {value!r}"
+    if name in ("frames.face_prefix", "frames.gaze_prefix") and (not value or "/" in value or " " in value):
+        return f"{name} must be a non-empty frame name prefix without '/' or spaces, got {value!r}"
+    if name == "anchors.file" and (not value or "/" in value or value in (".", "..")):
+        return f"anchors.file must be a plain file name inside anchors.dir, got {value!r}"
+    return None
+
+
+def descriptor(spec: ParameterSpec):  # -> rcl_interfaces.msg.ParameterDescriptor
+    """The rclpy ParameterDescriptor of ``spec`` (description, range, read-only)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    text = spec.description
+    if spec.choices:
+        text += f" (one of: {', '.join(spec.choices)})"
+    desc = ParameterDescriptor(description=text, read_only=spec.read_only)
+    if isinstance(spec.default, float) and spec.min_value is not None and spec.max_value is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.min_value), to_value=float(spec.max_value), step=0.0)]
+    elif isinstance(spec.default, int) and not isinstance(spec.default, bool) and spec.min_value is not None and spec.max_value is not None:
+        desc.integer_range = [IntegerRange(from_value=int(spec.min_value), to_value=int(spec.max_value), step=1)]
+    return desc
