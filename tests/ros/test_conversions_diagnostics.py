@@ -1,0 +1,88 @@
+"""Stats dict -> diagnostic_msgs/DiagnosticArray and its level rules (hpe_ros.diagnostics_conversion)."""
+from __future__ import annotations
+
+import pytest
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.serialization import deserialize_message, serialize_message
+
+from hpe_ros.diagnostics_conversion import (
+    DiagnosticRules,
+    diagnostic_array_from_stats,
+    diagnostic_level,
+)
+
+HEALTHY = {
+    "enabled": True,
+    "rate_hz": 14.5,
+    "latency_ms": {"detect": 12.0, "estimate": 40.5},
+    "backend": "onnxruntime-cpu",
+    "anchors_per_track": {3: 2, 5: 1},
+    "last_error": None,
+    "dropped_frames": 4,
+}
+
+
+def _with(**changes) -> dict:
+    stats = dict(HEALTHY)
+    stats.update(changes)
+    return stats
+
+
+@pytest.mark.parametrize(
+    ("stats", "level", "fragment"),
+    [
+        (HEALTHY, DiagnosticStatus.OK, "14.5 Hz"),
+        (_with(last_error="engine failed", last_error_age_s=1.0), DiagnosticStatus.ERROR, "engine failed"),
+        (_with(last_error="engine failed"), DiagnosticStatus.ERROR, "engine failed"),  # unknown age
+        (_with(last_error="engine failed", last_error_age_s=60.0), DiagnosticStatus.OK, "Hz"),
+        (_with(rate_hz=0.0), DiagnosticStatus.WARN, "no frames"),
+        (_with(rate_hz=None), DiagnosticStatus.WARN, "no frames"),
+        (_with(enabled=False, rate_hz=0.0), DiagnosticStatus.OK, "disabled"),
+        (_with(enabled=False, last_error="boom", last_error_age_s=0.5), DiagnosticStatus.ERROR, "boom"),
+    ],
+)
+def test_level_rules(stats: dict, level: bytes, fragment: str) -> None:
+    got_level, message = diagnostic_level(stats)
+    assert got_level == level
+    assert fragment in message
+
+
+def test_configurable_thresholds() -> None:
+    rules = DiagnosticRules(error_hold_s=100.0, min_rate_hz=20.0, max_total_latency_ms=50.0)
+    assert diagnostic_level(_with(last_error="x", last_error_age_s=60.0), rules)[0] == DiagnosticStatus.ERROR
+    level, message = diagnostic_level(HEALTHY, rules)
+    assert level == DiagnosticStatus.WARN and "too low" in message
+    level, message = diagnostic_level(_with(rate_hz=30.0), rules)
+    assert level == DiagnosticStatus.WARN and "52.5 ms" in message
+    with pytest.raises(ValueError, match="error_hold_s"):
+        DiagnosticRules(error_hold_s=-1.0)
+    with pytest.raises(ValueError, match="max_total_latency_ms"):
+        DiagnosticRules(max_total_latency_ms=0.0)
+
+
+def test_array_has_one_status_with_values() -> None:
+    stamp = Time(sec=5)
+    msg = diagnostic_array_from_stats(_with(extra_note="hello"), stamp=stamp, hardware_id="cam0")
+    msg = deserialize_message(serialize_message(msg), DiagnosticArray)
+    assert msg.header.stamp == stamp
+    assert len(msg.status) == 1
+    status = msg.status[0]
+    assert status.name == "hpe: head_pose_node" and status.hardware_id == "cam0"
+    assert status.level == DiagnosticStatus.OK
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["rate_hz"] == "14.500"
+    assert values["latency_ms.detect"] == "12.000"
+    assert values["latency_ms.total"] == "52.500"
+    assert values["anchors_per_track.3"] == "2" and values["anchors_per_track.5"] == "1"
+    assert values["backend"] == "onnxruntime-cpu"
+    assert values["dropped_frames"] == "4"
+    assert values["enabled"] == "true"
+    assert values["last_error"] == ""
+    assert values["extra_note"] == "hello"
+
+
+def test_error_status_message() -> None:
+    msg = diagnostic_array_from_stats(_with(last_error="CUDA OOM", last_error_age_s=0.2))
+    assert msg.status[0].level == DiagnosticStatus.ERROR
+    assert "CUDA OOM" in msg.status[0].message
