@@ -1,0 +1,423 @@
+"""The per-frame head pose pipeline: frame -> faces -> tracks -> head poses from anchors.
+
+One object used by the ROS node, ``hpe-video`` and the evaluations alike:
+
+1. the detection scheduler runs the face detector on some frames and the tracker's prediction
+   gives every confirmed face a box on every frame;
+2. each face gets the paper's square crop at the estimator's input size, the crop's
+   intrinsics, and its virtual camera (``R_virt_from_cam``: the crop seen by a camera looking
+   straight at the face);
+3. each tracked person has anchors in the :class:`~hpe_core.anchors.pool.AnchorPool`; the
+   ``K`` anchors nearest in rotation to the person's last pose are run against the crop in one
+   batched forward pass (anchor features are cached), their relative estimates are composed
+   with the anchors' poses and fused (robust rotation average, confidence);
+4. confident estimates far from every anchor become keyframe anchors.
+
+People and tracks: the tracker's ids (``track_id``, never reused) name faces in outputs; the
+pool is keyed by a *person* key. A new track adopts the anchors of a person whose track was
+lost, when it is the only face in view (so a user who steps out of view and back keeps the
+calibration); otherwise it starts a new person. A person without anchors is bootstrapped
+(``bootstrap="frontal"``: its first sight is taken as facing the camera, marked
+``BOOTSTRAPPED`` with a large uncertainty) or waits for :meth:`HeadPosePipeline.capture_anchor`.
+
+Frames: camera optical frame (x right, y down, z forward), poses ``T_cam_from_head`` (4x4,
+metres), identity rotation = facing the camera squarely. Images are ``uint8`` RGB ``[H, W, 3]``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hpe_core.anchors.anchor import Anchor, AnchorSource
+from hpe_core.anchors.consensus import ConsensusParams, FusedPose, fuse_relative_estimates
+from hpe_core.anchors.features import anchor_features
+from hpe_core.anchors.policy import AnchorPolicy
+from hpe_core.anchors.pool import AnchorPool
+from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, CropGeometry, crop_face, resolve_intrinsics
+from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionScheduler
+from hpe_core.detection.types import FaceDetector
+from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
+from hpe_core.geometry.transforms import make_transform
+from hpe_core.tracking.tracker import FaceTracker, TrackedFace, TrackerConfig
+from hpe_core.virtual_camera import head_pose_virtual_to_cam, virtual_camera_rotation
+
+FloatArray = NDArray[np.float64]
+
+#: Typical face width (cheek to cheek) that a detector's box spans, metres. Used only to place a
+#: frontal anchor (calibration without a given pose, bootstrapping) at a plausible distance.
+FACE_WIDTH_M = 0.15
+#: Distance from the face surface to the head centre (between the ears), metres.
+HEAD_CENTRE_BEHIND_FACE_M = 0.09
+#: Expected rotation error of a bootstrapped "first sight is frontal" anchor, degrees.
+BOOTSTRAP_UNCERTAINTY_DEG = 10.0
+
+
+class PipelineError(RuntimeError):
+    """A request the pipeline cannot serve (no such track, no face in view, ...)."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of :class:`HeadPosePipeline` (validated).
+
+    Attributes:
+        crop_margin: relative margin of the square crop (paper: 0.4).
+        default_hfov_deg: horizontal field of view when no intrinsics are given, degrees.
+        bootstrap: ``"frontal"`` or ``"none"`` (see module docstring).
+        facing_cone_deg: a head faces the camera when its forward axis is within this angle of
+            the direction to the camera, degrees.
+        adopt_lost_person: a lone new track takes over the anchors of a lost person.
+        detection: when the detector runs.
+        tracker: tracker settings.
+        policy: anchor policy (selection K, keyframes, capacity).
+        consensus: fusion weights and confidence scales.
+    """
+
+    crop_margin: float = PAPER_MARGIN
+    default_hfov_deg: float = DEFAULT_HFOV_DEG
+    bootstrap: str = "frontal"
+    facing_cone_deg: float = 20.0
+    adopt_lost_person: bool = True
+    detection: DetectionScheduleConfig = field(default_factory=DetectionScheduleConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    policy: AnchorPolicy = field(default_factory=AnchorPolicy)
+    consensus: ConsensusParams = field(default_factory=ConsensusParams)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.crop_margin <= 2.0:
+            raise ValueError(f"crop_margin must be in [0, 2], got {self.crop_margin}")
+        if not 1.0 <= self.default_hfov_deg < 180.0:
+            raise ValueError(f"default_hfov_deg must be in [1, 180), got {self.default_hfov_deg}")
+        if self.bootstrap not in ("frontal", "none"):
+            raise ValueError(f"bootstrap must be 'frontal' or 'none', got {self.bootstrap!r}")
+        if not 0.0 < self.facing_cone_deg <= 180.0:
+            raise ValueError(f"facing_cone_deg must be in (0, 180], got {self.facing_cone_deg}")
+
+
+@dataclass(frozen=True)
+class HeadEstimate:
+    """One head in one frame.
+
+    Attributes:
+        track_id: tracker id (stable while in view).
+        person: anchor-pool key of the person.
+        box_xyxy: ``[4]`` face box, pixels.
+        pose_cam: ``[4, 4]`` ``T_cam_from_head`` (metres), or ``None`` when the person has no
+            anchor yet (``bootstrap="none"`` before a capture).
+        confidence: 0..1.
+        anchor_ids: anchors fused for this pose.
+        nearest_gap_deg: rotation gap to the nearest anchor, degrees.
+        yaw_pitch_roll_deg: ``[3]`` BIWI / 6DRepNet Euler angles of ``pose_cam``.
+        facing_camera: the head's forward axis points at the camera within the cone.
+        facing_angle_deg: angle between the head's forward axis and the direction to the camera.
+        keyframe_added: id of a keyframe anchor made from this frame, if any.
+        source: ``"estimated"``, ``"bootstrapped"`` (the pose is a fresh bootstrap anchor's) or
+            ``"no_anchor"``.
+    """
+
+    track_id: int
+    person: str
+    box_xyxy: FloatArray
+    pose_cam: Optional[FloatArray]
+    confidence: float
+    anchor_ids: tuple[str, ...]
+    nearest_gap_deg: float
+    yaw_pitch_roll_deg: Optional[FloatArray]
+    facing_camera: bool
+    facing_angle_deg: float
+    keyframe_added: Optional[str]
+    source: str
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Output of :meth:`HeadPosePipeline.process`.
+
+    Attributes:
+        heads: one entry per confirmed face, ordered by track id.
+        detector_ran: the face detector ran on this frame.
+        intrinsics: ``[3, 3]`` camera intrinsics used (given or from the default FoV).
+        timings_ms: milliseconds per stage: ``detect`` (detector + tracker), ``crop``,
+            ``estimate`` (network), ``fuse`` (consensus and keyframes), ``total``.
+    """
+
+    heads: tuple[HeadEstimate, ...]
+    detector_ran: bool
+    intrinsics: FloatArray
+    timings_ms: dict[str, float]
+
+
+@dataclass
+class _FaceView:
+    """A face's crop in the latest frame (kept for captures)."""
+
+    face: TrackedFace
+    crop: NDArray[np.uint8]
+    geometry: CropGeometry
+    virtual_from_cam: FloatArray
+
+
+def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray) -> FloatArray:
+    """A head facing the camera squarely, placed from its face box.
+
+    The head looks along the viewing ray through the box centre (identity rotation in the
+    virtual camera of that ray) at a distance where a face of :data:`FACE_WIDTH_M` spans the
+    box width, plus :data:`HEAD_CENTRE_BEHIND_FACE_M` to the head centre.
+
+    Args:
+        box_xyxy: ``[4]`` face box, pixels.
+        K: ``[3, 3]`` camera intrinsics.
+
+    Returns:
+        ``[4, 4]`` ``T_cam_from_head`` (metres).
+    """
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    width_px = max(x1 - x0, 1.0)
+    centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
+    R_virt_from_cam = virtual_camera_rotation(K, centre)
+    ray = np.linalg.solve(K, np.array([centre[0], centre[1], 1.0]))
+    ray /= np.linalg.norm(ray)
+    face_distance = float(K[0, 0]) * FACE_WIDTH_M / width_px
+    position = ray * (face_distance + HEAD_CENTRE_BEHIND_FACE_M)
+    T_virt = make_transform(np.eye(3), R_virt_from_cam @ position)
+    return head_pose_virtual_to_cam(T_virt, R_virt_from_cam)
+
+
+def facing_angle_deg(pose_cam: FloatArray) -> float:
+    """Angle between the head's forward axis (head -z) and the direction to the camera, degrees."""
+    forward = -pose_cam[:3, 2]
+    to_camera = -pose_cam[:3, 3]
+    norm = float(np.linalg.norm(to_camera))
+    if norm < 1e-9:
+        return 0.0
+    cos = float(np.clip(forward @ to_camera / norm, -1.0, 1.0))
+    return math.degrees(math.acos(cos))
+
+
+class HeadPosePipeline:
+    """Frame-in, head-poses-out (module docstring). Thread-safe: one lock guards the state, so
+    service calls (capture, clear, save, load) may come from other threads than ``process``.
+    """
+
+    def __init__(
+        self,
+        estimator: RelativePoseEstimator,
+        detector: FaceDetector,
+        config: Optional[PipelineConfig] = None,
+        pool: Optional[AnchorPool] = None,
+    ) -> None:
+        self.config = config if config is not None else PipelineConfig()
+        self.estimator = estimator
+        self.scheduler = DetectionScheduler(detector, FaceTracker(self.config.tracker), self.config.detection)
+        self.pool = pool if pool is not None else AnchorPool(self.config.policy)
+        self._lock = threading.RLock()
+        self._person_of_track: dict[int, str] = {}
+        self._last_rotation: dict[str, FloatArray] = {}
+        self._last_seen: dict[str, float] = {}
+        self._views: dict[int, _FaceView] = {}
+        self._next_person = 1
+        self._last_stamp: Optional[float] = None
+
+    # ------------------------------------------------------------------ per frame
+    def process(self, image_rgb: NDArray[np.uint8], stamp_s: float,
+                intrinsics: Optional[FloatArray] = None) -> FrameResult:
+        """Estimate every tracked head in one frame.
+
+        Args:
+            image_rgb: ``uint8`` ``[H, W, 3]`` RGB.
+            stamp_s: capture time in seconds; must not go backwards (raises ``ValueError``).
+            intrinsics: ``[3, 3]`` camera K, or ``None`` for ``default_hfov_deg``.
+        """
+        image = np.asarray(image_rgb)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+            raise ValueError(f"image must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
+        with self._lock:
+            if self._last_stamp is not None and stamp_s < self._last_stamp:
+                raise ValueError(f"frame stamp {stamp_s:.6f} s is older than the last one {self._last_stamp:.6f} s")
+            self._last_stamp = stamp_s
+            h, w = image.shape[:2]
+            K = resolve_intrinsics(intrinsics, w, h, self.config.default_hfov_deg)
+            t0 = time.perf_counter()
+            scheduled = self.scheduler.process(image, stamp_s)
+            t1 = time.perf_counter()
+            faces = [f for f in scheduled.faces if f.confirmed]
+            views = {f.track_id: self._crop(image, f, K) for f in faces}
+            t2 = time.perf_counter()
+            self._views = views
+            self._assign_people(faces, stamp_s)
+            heads = []
+            estimate_s = 0.0
+            for face in faces:
+                head, spent = self._estimate_head(views[face.track_id], stamp_s)
+                estimate_s += spent
+                heads.append(head)
+            t3 = time.perf_counter()
+            timings = {
+                "detect": (t1 - t0) * 1e3,
+                "crop": (t2 - t1) * 1e3,
+                "estimate": estimate_s * 1e3,
+                "fuse": (t3 - t2 - estimate_s) * 1e3,
+                "total": (t3 - t0) * 1e3,
+            }
+            return FrameResult(tuple(heads), scheduled.detector_ran, K, timings)
+
+    def _crop(self, image: NDArray[np.uint8], face: TrackedFace, K: FloatArray) -> _FaceView:
+        size = self.estimator.input_size[0]
+        crop, geometry = crop_face(image, face.box_xyxy, size, K=K, margin=self.config.crop_margin)
+        return _FaceView(face, crop, geometry, virtual_camera_rotation(K, geometry.center_px))
+
+    def _assign_people(self, faces: Sequence[TrackedFace], stamp_s: float) -> None:
+        """Give new tracks a person key (adopting a lost person's anchors when alone)."""
+        visible = {f.track_id for f in faces}
+        active_people = {self._person_of_track[t] for t in visible if t in self._person_of_track}
+        new_tracks = [f.track_id for f in faces if f.track_id not in self._person_of_track]
+        for track_id in new_tracks:
+            person = None
+            if self.config.adopt_lost_person and len(faces) == 1:
+                lost = [p for p in self.pool.tracks() if p not in active_people]
+                if lost:
+                    person = max(lost, key=lambda p: self._last_seen.get(p, -math.inf))
+            if person is None:
+                person = f"person_{self._next_person}"
+                self._next_person += 1
+            self._person_of_track[track_id] = person
+            active_people.add(person)
+        for track_id in visible:
+            self._last_seen[self._person_of_track[track_id]] = stamp_s
+
+    def _estimate_head(self, view: _FaceView, stamp_s: float) -> tuple[HeadEstimate, float]:
+        face = view.face
+        person = self._person_of_track[face.track_id]
+        anchors = self.pool.anchors(person)
+        if not anchors and self.config.bootstrap == "frontal":
+            pose = frontal_pose_from_box(face.box_xyxy, view.geometry.K)
+            anchor = self.pool.add_bootstrapped(
+                person, view.crop, pose, view.virtual_from_cam,
+                uncertainty_deg=BOOTSTRAP_UNCERTAINTY_DEG, created_at=stamp_s)
+            self._last_rotation[person] = pose[:3, :3]
+            return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped"), 0.0
+        if not anchors:
+            return self._head(view, person, None, 0.0, (), float("nan"), None, "no_anchor"), 0.0
+
+        prior = self._last_rotation.get(person, anchors[0].rotation_cam)
+        selection = self.pool.select(person, prior, view.virtual_from_cam)
+        chosen = list(selection.anchors)
+        features = anchor_features(chosen, self.estimator)
+        t0 = time.perf_counter()
+        rel = self.estimator.estimate(features, view.crop)
+        spent = time.perf_counter() - t0
+        fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
+                                        self.config.consensus)
+        self._last_rotation[person] = fused.rotation_cam
+        decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s)
+        keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
+        head = self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
+                          fused.nearest_gap_deg, keyframe, "estimated", fused)
+        return head, spent
+
+    def _head(self, view: _FaceView, person: str, pose: Optional[FloatArray], confidence: float,
+              anchor_ids: tuple[str, ...], gap_deg: float, keyframe: Optional[str], source: str,
+              fused: Optional[FusedPose] = None) -> HeadEstimate:
+        if pose is None:
+            ypr, angle = None, float("nan")
+        else:
+            ypr = np.asarray(yaw_pitch_roll_deg_from_matrix(pose[:3, :3]), dtype=np.float64)
+            angle = facing_angle_deg(pose)
+        return HeadEstimate(
+            track_id=view.face.track_id, person=person, box_xyxy=np.asarray(view.face.box_xyxy, dtype=np.float64),
+            pose_cam=pose, confidence=float(confidence), anchor_ids=tuple(anchor_ids),
+            nearest_gap_deg=float(gap_deg), yaw_pitch_roll_deg=ypr,
+            facing_camera=bool(pose is not None and angle <= self.config.facing_cone_deg),
+            facing_angle_deg=angle, keyframe_added=keyframe, source=source)
+
+    # ------------------------------------------------------------------ requests
+    def capture_anchor(self, track_id: Optional[int] = None,
+                       pose_cam: Optional[FloatArray] = None) -> Anchor:
+        """Calibrate: the face of ``track_id`` (``None``: the largest face) in the latest frame
+        becomes a calibrated anchor at ``pose_cam`` (``None``: facing the camera squarely).
+
+        The person's bootstrapped anchors and the keyframes derived from them are dropped:
+        a calibration supersedes guesses.
+
+        Raises:
+            PipelineError: no face in the latest frame, or no such track.
+        """
+        with self._lock:
+            if not self._views:
+                raise PipelineError("no face in the latest frame")
+            if track_id is None or track_id < 0:
+                def area(v: _FaceView) -> float:
+                    b = v.face.box_xyxy
+                    return float((b[2] - b[0]) * (b[3] - b[1]))
+                view = max(self._views.values(), key=area)
+            elif track_id in self._views:
+                view = self._views[track_id]
+            else:
+                raise PipelineError(f"track {track_id} is not in the latest frame (tracks: {sorted(self._views)})")
+            person = self._person_of_track[view.face.track_id]
+            pose = frontal_pose_from_box(view.face.box_xyxy, view.geometry.K) if pose_cam is None else np.asarray(pose_cam, dtype=np.float64)
+            for anchor in self.pool.anchors(person):
+                if anchor.source is not AnchorSource.CALIBRATED and not self._descends_from_calibrated(person, anchor):
+                    self.pool.remove_anchor(person, anchor.anchor_id)
+            anchor = self.pool.add_calibrated(person, view.crop, pose, view.virtual_from_cam)
+            self._last_rotation[person] = pose[:3, :3]
+            return anchor
+
+    def _descends_from_calibrated(self, person: str, anchor: Anchor) -> bool:
+        by_id = {a.anchor_id: a for a in self.pool.anchors(person)}
+        current: Optional[Anchor] = anchor
+        for _ in range(64):
+            if current is None:
+                return False
+            if current.source is AnchorSource.CALIBRATED:
+                return True
+            parents = getattr(current, "parent_ids", ()) or ()
+            current = by_id.get(parents[0]) if parents else None
+        return False
+
+    def clear_anchors(self, track_id: Optional[int] = None) -> int:
+        """Remove the anchors of the person of ``track_id`` (``None`` or negative: everyone's).
+
+        Returns how many anchors were removed.
+        """
+        with self._lock:
+            if track_id is None or track_id < 0:
+                removed = len(self.pool)
+                self.pool.clear()
+                self._last_rotation.clear()
+                return removed
+            person = self._person_of_track.get(track_id)
+            if person is None:
+                raise PipelineError(f"unknown track {track_id}")
+            removed = self.pool.remove_track(person)
+            self._last_rotation.pop(person, None)
+            return removed
+
+    def update_config(self, config: PipelineConfig) -> None:
+        """Apply new settings from the next frame on (tracks and anchors are kept; a new anchor
+        policy applies to the same anchors)."""
+        with self._lock:
+            self.config = config
+            self.scheduler.config = config.detection
+            self.pool.set_policy(config.policy)
+
+    def replace_pool(self, pool: AnchorPool) -> None:
+        """Swap in a loaded pool (features are recomputed lazily)."""
+        with self._lock:
+            self.pool.replace_with(pool)
+            self._last_rotation.clear()
+
+    def tracks_in_view(self) -> list[int]:
+        with self._lock:
+            return sorted(self._views)
+
+    def person_of(self, track_id: int) -> Optional[str]:
+        with self._lock:
+            return self._person_of_track.get(track_id)

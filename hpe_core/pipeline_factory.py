@@ -1,0 +1,107 @@
+"""Build a :class:`~hpe_core.pipeline.HeadPosePipeline` from plain settings.
+
+Shared by the ROS node (from its parameters) and ``hpe-video`` (from its flags), so both run
+the same detector, estimator and anchor policy for the same settings.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from hpe_core.detection.scheduler import DetectionScheduleConfig
+from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_core.estimator.registry import create_estimator
+from hpe_core.pipeline import HeadPosePipeline, PipelineConfig
+
+#: The shipped default model (trained by us on our synthetic heads; see its MODEL_CARD.md):
+#: ``torch/`` holds the checkpoint (config.json + model.safetensors), ``onnx/`` the export.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "default"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model directory for a backend does not exist or lacks its files."""
+
+
+def resolve_model_dir(backend: str, model_path: str = "") -> Path:
+    """Directory the backend loads: ``model_path`` when given, else the shipped default.
+
+    The torch backend loads a checkpoint directory; onnxruntime and tensorrt an ``hpe-export``
+    directory. A given directory that holds both as ``torch/`` and ``onnx/`` also works.
+    """
+    root = Path(model_path).expanduser() if model_path else DEFAULT_MODEL_DIR
+    sub = "torch" if backend == "torch" else "onnx"
+    candidate = root / sub if (root / sub).is_dir() else root
+    marker = "config.json" if backend == "torch" else "manifest.json"
+    if not (candidate / marker).is_file():
+        hint = ("the shipped default model is missing: run tools/setup.sh (it exports the ONNX model)"
+                if not model_path else f"expected {marker} in {candidate}")
+        raise ModelNotFoundError(f"no {backend} model at {root}: {hint}")
+    return candidate
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """Everything needed to build a pipeline.
+
+    Attributes:
+        backend: ``onnxruntime`` | ``torch`` | ``tensorrt``.
+        model_path: model directory; empty = the shipped default.
+        device: ``cpu`` | ``cuda`` | ``cuda:N`` (estimator and detector).
+        precision: ``fp32`` | ``fp16`` | ``bf16``.
+        engine_cache_dir: TensorRT engine cache; empty = the backend's default.
+        detector_min_face_px: smallest face the detector looks for, pixels.
+        detector_threshold: score threshold of MTCNN's last stage.
+        detection_every_n_frames / detection_max_rate_hz: when the detector runs (0 Hz = no cap).
+        pipeline: crop, bootstrap, facing and anchor-policy settings.
+    """
+
+    backend: str = "onnxruntime"
+    model_path: str = ""
+    device: str = "cpu"
+    precision: str = "fp32"
+    engine_cache_dir: str = ""
+    detector_min_face_px: int = 40
+    detector_threshold: float = 0.9
+    detection_every_n_frames: int = 1
+    detection_max_rate_hz: float = 0.0
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def pipeline_config(self) -> PipelineConfig:
+        """``pipeline`` with the detection schedule of these settings."""
+        schedule = DetectionScheduleConfig(
+            every_n_frames=self.detection_every_n_frames,
+            max_rate_hz=self.detection_max_rate_hz if self.detection_max_rate_hz > 0 else None,
+        )
+        return PipelineConfig(**{**self.pipeline.__dict__, "detection": schedule})
+
+
+def build_estimator(settings: PipelineSettings) -> RelativePoseEstimator:
+    """The estimator of ``settings`` (raises ``ModelNotFoundError`` / backend errors)."""
+    options = {}
+    if settings.backend == "tensorrt" and settings.engine_cache_dir:
+        options["cache_dir"] = settings.engine_cache_dir
+    model_dir = resolve_model_dir(settings.backend, settings.model_path)
+    return create_estimator(settings.backend, model_dir, device=settings.device,
+                            precision=settings.precision, **options)
+
+
+def build_detector(settings: PipelineSettings):
+    """MTCNN on the settings' device with their minimum face size and threshold."""
+    from hpe_core.detection.mtcnn import MtcnnConfig, MtcnnFaceDetector
+
+    device = settings.device if settings.device.startswith("cuda") else "cpu"
+    last = min(max(settings.detector_threshold, 1e-3), 0.999)
+    config = MtcnnConfig(device=device, min_face_size=settings.detector_min_face_px,
+                         thresholds=(0.6, 0.7, last))
+    return MtcnnFaceDetector(config)
+
+
+def build_pipeline(settings: PipelineSettings, estimator: Optional[RelativePoseEstimator] = None,
+                   detector=None) -> HeadPosePipeline:
+    """A ready pipeline; ``estimator`` / ``detector`` override the ones the settings name."""
+    return HeadPosePipeline(
+        estimator if estimator is not None else build_estimator(settings),
+        detector if detector is not None else build_detector(settings),
+        settings.pipeline_config(),
+    )
