@@ -1,0 +1,485 @@
+"""The hpe head pose node (ROS 2 lifecycle node): images in, head poses out.
+
+Lifecycle:
+  configure   loads the model and detector, creates publishers, subscriptions and services,
+              starts the worker thread (optionally loads the saved anchor pool);
+  activate    frames are processed and outputs published;
+  deactivate  frames are ignored; the worker idles;
+  cleanup     stops the worker and frees the model, publishers, subscriptions and services.
+
+Threads: subscription callbacks only put the message into a latest-wins queue (they never run
+the model); one worker thread converts, runs the :class:`~hpe_core.pipeline.HeadPosePipeline`
+and publishes. A slow model drops frames instead of piling them up. Services run in their own
+callback group (a multi-threaded executor serves them while frames are processed).
+
+Topics (relative names; remap them in the launch file):
+  in   image (sensor_msgs/Image) or image/compressed, camera_info
+  out  head_pose (hpe_ros/HeadPoseArray), /tf (tf2_msgs/TFMessage: face_<id>, gaze_<id> as
+       children of the image's frame_id, stamped with the image's stamp), /diagnostics,
+       debug_image (optional), markers (optional)
+Services: ~/capture_anchor, ~/clear_anchors, ~/save_anchors, ~/load_anchors, ~/enable.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import traceback
+from dataclasses import replace
+from typing import Any, Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import SetBool
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+
+from hpe_core.anchors import persistence as pool_files
+from hpe_core.anchors.policy import AnchorPolicy
+from hpe_core.latest_queue import LatestQueue
+from hpe_core.pipeline import FrameResult, HeadPosePipeline, PipelineConfig, PipelineError
+from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_pipeline
+from hpe_ros.anchor_files import AnchorPathError, resolve_anchor_path
+from hpe_ros.camera_info_conversion import CameraInfoError, intrinsics_from_camera_info
+from hpe_ros.diagnostics_conversion import diagnostic_array_from_stats
+from hpe_ros.image_conversion import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
+from hpe_ros.msg import HeadPose, HeadPoseArray
+from hpe_ros.node_stats import NodeStats
+from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, validate
+from hpe_ros.pose_conversion import head_tf_transforms, matrix_from_pose_msg, pose_msg_from_matrix, seconds_from_time_msg, tf_message
+from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors
+
+#: QoS that tf2_ros uses for /tf: depth 100, reliable, volatile.
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE,
+                    history=HistoryPolicy.KEEP_LAST)
+RELIABLE_IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+# Parameters that shape the pipeline; a change rebuilds its config before the next frame.
+_PIPELINE_PARAMETERS = {name for name in SPECS if name.split(".")[0] in ("detection", "crop", "anchors", "facing", "camera")}
+
+
+class HeadPoseNode(LifecycleNode):
+    """See the module docstring."""
+
+    def __init__(self, node_name: str = "head_pose_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, descriptor(spec))
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._pipeline: Optional[HeadPosePipeline] = None
+        self._queue: LatestQueue = LatestQueue(1)
+        self._worker: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._active = False
+        self._enabled = True
+        self._config_dirty = False
+        self._intrinsics: Optional[tuple[np.ndarray, int, int]] = None
+        self._camera_info_problem = ""
+        self._newest_stamp: Optional[float] = None
+        self._last_processed_stamp: Optional[float] = None
+        self._backend_in_use = ""
+        self._stats = NodeStats()
+        self._entities: list[Any] = []
+        self._service_group = MutuallyExclusiveCallbackGroup()
+
+    # ------------------------------------------------------------------ parameters
+    def p(self, name: str) -> Any:
+        return self.get_parameter(name).value
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        for param in params:
+            reason = validate(param.name, param.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        if any(param.name in _PIPELINE_PARAMETERS for param in params):
+            self._config_dirty = True
+        return SetParametersResult(successful=True)
+
+    def settings(self) -> PipelineSettings:
+        """Pipeline settings from the current parameter values."""
+        policy = AnchorPolicy(
+            max_anchors_per_track=self.p("anchors.max_per_track"),
+            anchors_per_estimate=self.p("anchors.per_estimate"),
+            keyframe_min_gap_deg=self.p("anchors.keyframe_min_gap_deg"),
+            keyframe_min_confidence=self.p("anchors.keyframe_min_confidence"),
+            max_chain_depth=self.p("anchors.max_chain_depth"),
+            max_accumulated_uncertainty_deg=self.p("anchors.max_accumulated_uncertainty_deg"),
+            prefer_calibrated_within_deg=self.p("anchors.prefer_calibrated_within_deg"),
+        )
+        pipeline = PipelineConfig(
+            crop_margin=self.p("crop.margin"),
+            default_hfov_deg=self.p("camera.default_hfov_deg"),
+            bootstrap=self.p("anchors.bootstrap"),
+            facing_cone_deg=self.p("facing.cone_deg"),
+            policy=policy,
+        )
+        return PipelineSettings(
+            backend=self.p("backend"), model_path=self.p("model_path"), device=self.p("device"),
+            precision=self.p("precision"), engine_cache_dir=self.p("engine_cache_dir"),
+            detector_min_face_px=self.p("detection.min_face_px"), detector_threshold=self.p("detection.threshold"),
+            detection_every_n_frames=self.p("detection.every_n_frames"),
+            detection_max_rate_hz=self.p("detection.max_rate_hz"), pipeline=pipeline,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            settings = self.settings()
+            self._pipeline = build_pipeline(settings)
+            self._backend_in_use = f"{settings.backend}/{settings.device}/{settings.precision}"
+        except Exception as exc:  # noqa: BLE001 - any load failure refuses the transition
+            self.get_logger().error(f"configure failed: {exc}")
+            self._pipeline = None
+            return TransitionCallbackReturn.FAILURE
+        if self.p("anchors.autoload"):
+            self._load_pool(self.p("anchors.file"), quiet_missing=True)
+        image_qos = qos_profile_sensor_data if self.p("image_qos") == "sensor_data" else RELIABLE_IMAGE_QOS
+        pub = self.create_lifecycle_publisher
+        self._pub_heads = pub(HeadPoseArray, "head_pose", 10)
+        self._pub_tf = pub(TFMessage, "/tf", TF_QOS)
+        self._pub_diag = pub(DiagnosticArray, "/diagnostics", 10)
+        self._pub_debug = pub(Image, "debug_image", qos_profile_sensor_data)
+        self._pub_markers = pub(MarkerArray, "markers", 10)
+        if self.p("use_compressed"):
+            sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos)
+        else:
+            sub = self.create_subscription(Image, "image", self._on_image, image_qos)
+        self._entities = [sub]
+        if self.p("use_camera_info"):
+            self._entities.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos))
+        grp = self._service_group
+        self._entities += [
+            self.create_service(CaptureAnchor, "~/capture_anchor", self._srv_capture, callback_group=grp),
+            self.create_service(ClearAnchors, "~/clear_anchors", self._srv_clear, callback_group=grp),
+            self.create_service(SaveAnchors, "~/save_anchors", self._srv_save, callback_group=grp),
+            self.create_service(LoadAnchors, "~/load_anchors", self._srv_load, callback_group=grp),
+            self.create_service(SetBool, "~/enable", self._srv_enable, callback_group=grp),
+            self.create_timer(self.p("diagnostics_period_s"), self._publish_diagnostics),
+        ]
+        self._queue = LatestQueue(self.p("queue_size"))
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name="hpe_worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"configured: backend {self._backend_in_use}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self._active = True
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._active = False
+        self._queue.clear()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        self._active = False
+        self._stop.set()
+        self._queue.close()
+        if self._worker is not None:
+            self._worker.join(timeout=10.0)
+            self._worker = None
+        for entity in self._entities:
+            if hasattr(entity, "cancel"):
+                entity.cancel()
+                self.destroy_timer(entity)
+            elif hasattr(entity, "srv_type"):
+                self.destroy_service(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        for name in ("_pub_heads", "_pub_tf", "_pub_diag", "_pub_debug", "_pub_markers"):
+            pub = getattr(self, name, None)
+            if pub is not None:
+                self.destroy_publisher(pub)
+                setattr(self, name, None)
+        self._pipeline = None
+        self._intrinsics = None
+
+    @property
+    def pipeline(self) -> Optional[HeadPosePipeline]:
+        return self._pipeline
+
+    # ------------------------------------------------------------------ input
+    def _on_image(self, msg) -> None:
+        if self._active and self._enabled:
+            self._queue.put(msg)
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            info = intrinsics_from_camera_info(msg)
+        except CameraInfoError as exc:
+            # Not a frame error: an uncalibrated camera publishes this at its frame rate. Log
+            # when it starts and show it in diagnostics; the default field of view is used.
+            if self._camera_info_problem != str(exc):
+                self.get_logger().warning(f"camera_info ignored (default field of view used): {exc}")
+            self._camera_info_problem = str(exc)
+            self._intrinsics = None
+            return
+        self._camera_info_problem = ""
+        self._intrinsics = (info.K, info.width, info.height)
+
+    # ------------------------------------------------------------------ worker
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            msg = self._queue.get(timeout_s=0.2)
+            if msg is None or not self._active or not self._enabled or self._pipeline is None:
+                continue
+            try:
+                self._handle(msg)
+            except Exception as exc:  # noqa: BLE001 - the node must survive any frame
+                self._stats.frame_failed(f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"frame failed: {exc}\n{traceback.format_exc(limit=3)}")
+
+    def _handle(self, msg) -> None:
+        stamp = seconds_from_time_msg(msg.header.stamp)
+        try:
+            max_pixels = self.p("max_image_pixels")
+            if isinstance(msg, CompressedImage):
+                rgb = compressed_msg_to_rgb(msg, max_pixels=max_pixels)
+            else:
+                rgb = image_msg_to_rgb(msg, max_pixels=max_pixels)
+        except ImageConversionError as exc:
+            self._stats.frame_skipped(f"image: {exc}")
+            self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=2.0)
+            return
+        if self._last_processed_stamp is not None and stamp < self._last_processed_stamp:
+            self._stats.frame_skipped(f"frame stamp {stamp:.3f} s is older than the last processed one")
+            return
+        max_age = self.p("max_frame_age_s")
+        newest = max(stamp, self._newest_stamp or stamp)
+        self._newest_stamp = newest
+        if max_age > 0 and newest - stamp > max_age:
+            self._stats.frame_skipped(f"frame {newest - stamp:.2f} s older than the newest")
+            return
+        K = None
+        if self._intrinsics is not None:
+            K_info, width, height = self._intrinsics
+            if (width, height) == (rgb.shape[1], rgb.shape[0]):
+                K = K_info
+        if self._config_dirty:
+            self._apply_config()
+        result = self._run_pipeline(rgb, stamp, K)
+        if result is None:
+            return
+        self._last_processed_stamp = stamp
+        self._stats.frame_done(result.timings_ms)
+        self._publish(msg.header, rgb, result)
+
+    def _run_pipeline(self, rgb: np.ndarray, stamp: float, K) -> Optional[FrameResult]:
+        assert self._pipeline is not None
+        try:
+            return self._pipeline.process(rgb, stamp, K)
+        except ValueError as exc:  # bad input to the pipeline (stamps, sizes): skip the frame
+            self._stats.frame_skipped(str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - a backend failure
+            self._stats.frame_failed(f"backend: {type(exc).__name__}: {exc}")
+            self.get_logger().error(f"backend failed: {exc}")
+            if self.p("fallback_to_cpu") and self._backend_in_use != "onnxruntime/cpu/fp32":
+                self._fall_back_to_cpu()
+            return None
+
+    def _fall_back_to_cpu(self) -> None:
+        assert self._pipeline is not None
+        settings = replace(self.settings(), backend="onnxruntime", device="cpu", precision="fp32")
+        try:
+            self._pipeline.estimator = build_estimator(settings)
+        except Exception as exc:  # noqa: BLE001
+            self.get_logger().error(f"fallback to the CPU backend failed: {exc}")
+            return
+        self._backend_in_use = "onnxruntime/cpu/fp32"
+        self.get_logger().warning("switched to the onnxruntime CPU backend after a backend failure")
+
+    def _apply_config(self) -> None:
+        assert self._pipeline is not None
+        self._config_dirty = False
+        self._pipeline.update_config(self.settings().pipeline_config())
+
+    # ------------------------------------------------------------------ output
+    def _publish(self, header, rgb: np.ndarray, result: FrameResult) -> None:
+        parent = self.p("frames.camera_frame") or header.frame_id
+        face_prefix, gaze_prefix = self.p("frames.face_prefix"), self.p("frames.gaze_prefix")
+        out = HeadPoseArray()
+        out.header.stamp = header.stamp
+        out.header.frame_id = parent
+        transforms = []
+        for head in result.heads:
+            if head.pose_cam is None:
+                continue
+            face_id = str(head.track_id)
+            msg = HeadPose()
+            msg.header = out.header
+            msg.track_id = head.track_id
+            msg.face_id = face_id
+            msg.pose = pose_msg_from_matrix(head.pose_cam)
+            msg.yaw_deg, msg.pitch_deg, msg.roll_deg = (float(v) for v in head.yaw_pitch_roll_deg)
+            msg.confidence = float(head.confidence)
+            msg.anchor_ids = list(head.anchor_ids)
+            msg.anchor_gap_deg = float(head.nearest_gap_deg)
+            msg.facing_camera = bool(head.facing_camera)
+            msg.facing_angle_deg = float(head.facing_angle_deg)
+            x0, y0, x1, y1 = head.box_xyxy
+            msg.roi.x_offset, msg.roi.y_offset = max(int(x0), 0), max(int(y0), 0)
+            msg.roi.width, msg.roi.height = max(int(x1 - x0), 0), max(int(y1 - y0), 0)
+            out.heads.append(msg)
+            tfs = head_tf_transforms(header.stamp, parent, face_id, head.pose_cam)
+            tfs[0].child_frame_id = f"{face_prefix}{face_id}"
+            tfs[1].child_frame_id = f"{gaze_prefix}{face_id}"
+            transforms += tfs
+        self._pub_heads.publish(out)
+        if transforms:
+            self._pub_tf.publish(tf_message(transforms))
+        posed = [h for h in result.heads if h.pose_cam is not None]
+        if self.p("debug.publish_markers") and posed:
+            from hpe_ros.markers import head_markers
+
+            self._pub_markers.publish(head_markers(header.stamp, parent, [str(h.track_id) for h in posed],
+                                                   np.stack([h.pose_cam for h in posed])))
+        if self.p("debug.publish_image"):
+            from hpe_ros.debug_image import DebugFace, draw_debug_image
+            from hpe_ros.image_conversion import rgb_to_image_msg
+
+            faces = [DebugFace(h.box_xyxy, h.track_id, h.pose_cam) for h in result.heads]
+            img = rgb_to_image_msg(draw_debug_image(rgb, result.intrinsics, faces))
+            img.header = header
+            self._pub_debug.publish(img)
+
+    def _publish_diagnostics(self) -> None:
+        if self._pub_diag is None:
+            return
+        stats = self._stats.snapshot()
+        stats["enabled"] = bool(self._enabled and self._active)
+        stats["backend"] = self._backend_in_use
+        stats["dropped_frames"] = self._queue.dropped
+        stats["camera_info"] = self._camera_info_problem or ("ok" if self._intrinsics is not None else "none received")
+        pipeline = self._pipeline
+        if pipeline is not None:
+            stats["anchors_per_track"] = {person: c.total for person, c in pipeline.pool.counts().items()}
+        self._pub_diag.publish(diagnostic_array_from_stats(stats, stamp=self.get_clock().now().to_msg(),
+                                                           hardware_id=self.get_name()))
+
+    @property
+    def stats(self) -> NodeStats:
+        return self._stats
+
+    # ------------------------------------------------------------------ services
+    def _srv_capture(self, request, response):
+        response.track_id = request.track_id
+        if self._pipeline is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        pose = matrix_from_pose_msg(request.pose) if request.use_given_pose else None
+        try:
+            track = request.track_id if request.track_id >= 0 else None
+            anchor = self._pipeline.capture_anchor(track, pose)
+        except (PipelineError, ValueError) as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = True
+        response.anchor_id = anchor.anchor_id
+        response.message = f"anchor {anchor.anchor_id} captured"
+        return response
+
+    def _srv_clear(self, request, response):
+        if self._pipeline is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        try:
+            response.removed = self._pipeline.clear_anchors(request.track_id if request.track_id >= 0 else None)
+        except PipelineError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, f"removed {response.removed} anchors"
+        return response
+
+    def _srv_save(self, request, response):
+        if self._pipeline is None:
+            response.success, response.message = False, "node is not configured"
+            return response
+        try:
+            path = resolve_anchor_path(self.p("anchors.dir"), request.path, self.p("anchors.file"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pool_files.save(self._pipeline.pool, path)
+        except (AnchorPathError, OSError, ValueError) as exc:
+            response.success, response.message = False, f"save failed: {exc}"
+            return response
+        response.success, response.path, response.message = True, str(path), f"saved {len(self._pipeline.pool)} anchors"
+        return response
+
+    def _srv_load(self, request, response):
+        ok, message, path, count = self._load_pool(request.path)
+        response.success, response.message, response.path, response.anchors = ok, message, path, count
+        return response
+
+    def _load_pool(self, requested: str, quiet_missing: bool = False) -> tuple[bool, str, str, int]:
+        if self._pipeline is None:
+            return False, "node is not configured", "", 0
+        try:
+            path = resolve_anchor_path(self.p("anchors.dir"), requested, self.p("anchors.file"))
+            if quiet_missing and not path.exists():
+                return False, f"no saved pool at {path}", str(path), 0
+            pool = pool_files.load(path, self._pipeline.pool.policy)
+        except (AnchorPathError, OSError, pool_files.AnchorPoolFileError) as exc:
+            self.get_logger().warning(f"anchor pool not loaded (running pool kept): {exc}")
+            return False, f"load failed, running pool kept: {exc}", "", len(self._pipeline.pool)
+        self._pipeline.replace_pool(pool)
+        return True, f"loaded {len(pool)} anchors", str(path), len(pool)
+
+    def _srv_enable(self, request, response):
+        self._enabled = bool(request.data)
+        if not self._enabled:
+            self._queue.clear()
+        response.success = True
+        response.message = "enabled" if self._enabled else "disabled"
+        return response
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the node. ``--autostart`` configures and activates it (for machines without
+    ``ros2 launch``); ROS arguments (``--ros-args --params-file config/head_pose.yaml``) pass through.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(description="hpe head pose node")
+    parser.add_argument("--autostart", action="store_true", help="configure and activate at start-up")
+    ros_args = rclpy.utilities.remove_ros_args(argv)
+    options = parser.parse_args(ros_args[1:])
+    rclpy.init(args=argv)
+    node = HeadPoseNode()
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    try:
+        if options.autostart:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                node.get_logger().error("configure failed; the node stays unconfigured")
+            else:
+                node.trigger_activate()
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The head pose node as its own process, driven over ROS 2 from the test process.
+
+Model: a tiny VGGT with random weights exported to ONNX (the default backend), so this file
+checks the node's plumbing (lifecycle, topics, TF, services, parameters, bad input), not its
+accuracy (the trained default model's accuracy is checked by the demo/accuracy tests).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+
+from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors  # noqa: E402
+from node_harness import NODE, Client, NodeProcess, wait_for  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+K = np.array([[525.0, 0.0, 319.5], [0.0, 525.0, 239.5], [0.0, 0.0, 1.0]])
+CAMERA_FRAME = "test_cam_optical_frame"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny_onnx")
+    result = subprocess.run([sys.executable, "-m", "hpe_training.export.cli", "--preset", "tiny", "--random-init",
+                             "--output", str(out), "--tensorrt", "skip"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    from skimage import data
+
+    photo = data.astronaut()
+    out = []
+    for shift in range(0, 60, 4):
+        canvas = np.zeros((480, 640, 3), np.uint8)
+        canvas[:, 40 + shift:40 + shift + 512] = photo[:480]
+        out.append(canvas)
+    return out
+
+
+@pytest.fixture(scope="module")
+def system(tiny_model, tmp_path_factory):
+    anchor_dir = tmp_path_factory.mktemp("anchors")
+    log = tmp_path_factory.mktemp("logs") / "node.log"
+    node = NodeProcess({"model_path": str(tiny_model), "anchors.dir": str(anchor_dir),
+                        "detection.every_n_frames": 1, "diagnostics_period_s": 0.2},
+                       log, remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
+    client = Client()
+    try:
+        assert client.wait_connected(90.0), "node did not come up:\n" + node.log()
+        yield node, client, anchor_dir
+    finally:
+        client.close()
+        node.stop()
+
+
+class Feeder:
+    """Publishes frames with increasing stamps."""
+
+    def __init__(self, client: Client, frames: list[np.ndarray]) -> None:
+        self.client, self.frames, self.t, self.i = client, frames, 100.0, 0
+
+    def feed(self, n: int, period_s: float = 0.15) -> None:
+        for _ in range(n):
+            self.t += 0.1
+            self.client.publish_frame(self.frames[self.i % len(self.frames)], self.t, K, CAMERA_FRAME)
+            self.i += 1
+            time.sleep(period_s)
+
+    def until(self, condition, timeout_s: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.feed(1)
+            if condition():
+                return True
+        return bool(condition())
+
+
+def heads_after(client: Client, count_before: int) -> list:
+    return [m for m in client.heads[count_before:] if m.heads]
+
+
+def test_outputs_stamped_with_the_image(system, frames):
+    node, client, _ = system
+    feeder = Feeder(client, frames)
+    assert feeder.until(lambda: heads_after(client, 0), 90.0), node.log()
+    msg = heads_after(client, 0)[-1]
+    head = msg.heads[0]
+    assert msg.header.frame_id == CAMERA_FRAME and head.header.frame_id == CAMERA_FRAME
+    assert head.face_id == str(head.track_id)
+    assert len(head.anchor_ids) >= 1 and 0.0 <= head.confidence <= 1.0
+    q = head.pose.orientation
+    assert abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-6
+    assert head.roi.width > 0 and head.roi.height > 0
+    # /tf: face_<id> and gaze_<id>, children of the camera frame, with the image's stamp.
+    assert wait_for(lambda: any(t.child_frame_id == f"face_{head.face_id}" for m in client.tf for t in m.transforms), 10)
+    stamps = {(t.header.stamp.sec, t.header.stamp.nanosec) for m in client.tf for t in m.transforms
+              if t.child_frame_id in (f"face_{head.face_id}", f"gaze_{head.face_id}")}
+    head_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in client.heads}
+    assert stamps and stamps <= head_stamps
+    parents = {t.header.frame_id for m in client.tf for t in m.transforms}
+    assert parents == {CAMERA_FRAME}
+
+
+def test_services(system, frames):
+    node, client, anchor_dir = system
+    feeder = Feeder(client, frames)
+    assert feeder.until(lambda: heads_after(client, 0), 60.0)
+    res = client.call(CaptureAnchor, f"/{NODE}/capture_anchor", CaptureAnchor.Request(track_id=-1))
+    assert res.success, res.message
+    assert res.anchor_id
+    res = client.call(SaveAnchors, f"/{NODE}/save_anchors", SaveAnchors.Request(path="pool1.hpepool"))
+    assert res.success, res.message
+    assert (anchor_dir / "pool1.hpepool").is_file()
+    for bad in ("../escape.hpepool", "/etc/passwd", "sub/../../x"):
+        res = client.call(LoadAnchors, f"/{NODE}/load_anchors", LoadAnchors.Request(path=bad))
+        assert not res.success and "anchor" in res.message
+    res = client.call(ClearAnchors, f"/{NODE}/clear_anchors", ClearAnchors.Request(track_id=-1))
+    assert res.success and res.removed >= 1
+    res = client.call(LoadAnchors, f"/{NODE}/load_anchors", LoadAnchors.Request(path="pool1.hpepool"))
+    assert res.success and res.anchors >= 1, res.message
+    # enable: off -> no more heads; on -> heads again.
+    assert client.call(SetBool, f"/{NODE}/enable", SetBool.Request(data=False)).success
+    feeder.feed(3)
+    n = len(client.heads)
+    feeder.feed(5)
+    assert len(client.heads) == n
+    assert client.call(SetBool, f"/{NODE}/enable", SetBool.Request(data=True)).success
+    assert feeder.until(lambda: heads_after(client, n), 30.0)
+
+
+def test_parameters_validated(system):
+    _, client, _ = system
+    result = client.set_parameter("facing.cone_deg", 500.0)
+    assert not result.successful and "facing.cone_deg" in result.reason
+    result = client.set_parameter("anchors.bootstrap", "sometimes")
+    assert not result.successful and "bootstrap" in result.reason
+    assert not client.set_parameter("backend", "torch").successful  # read-only at run time
+    assert client.set_parameter("facing.cone_deg", 25.0).successful
+
+
+def test_bad_frame_reported_and_node_keeps_serving(system, frames):
+    node, client, _ = system
+    feeder = Feeder(client, frames)
+    bad = Image(height=480, width=640, encoding="rgb8", step=100, data=bytes(100 * 480))
+    bad.header.frame_id = CAMERA_FRAME
+    n_diag = len(client.diagnostics)
+    client.publish_raw(bad)
+    assert wait_for(lambda: any(s.level == b"\x02" and "step" in s.message + "".join(v.value for v in s.values)
+                                for m in client.diagnostics[n_diag:] for s in m.status), 10.0), \
+        [s.message for m in client.diagnostics[n_diag:] for s in m.status]
+    n = len(client.heads)
+    assert feeder.until(lambda: heads_after(client, n), 30.0), node.log()
+
+
+def test_lifecycle_frees_and_recreates(system, frames):
+    node, client, _ = system
+    feeder = Feeder(client, frames)
+    assert client.state() == "active"
+    assert client.lifecycle(Transition.TRANSITION_DEACTIVATE)
+    assert client.state() == "inactive"
+    feeder.feed(2)
+    n = len(client.heads)
+    feeder.feed(4)
+    assert len(client.heads) == n  # inactive: nothing published
+    assert client.lifecycle(Transition.TRANSITION_CLEANUP)
+    assert client.state() == "unconfigured"
+    # cleanup freed the subscriptions and publishers
+    assert wait_for(lambda: client.pub_image.get_subscription_count() == 0, 10.0)
+    assert wait_for(lambda: client.sub_heads.get_publisher_count() == 0, 10.0)
+    assert client.lifecycle(Transition.TRANSITION_CONFIGURE)
+    assert client.lifecycle(Transition.TRANSITION_ACTIVATE)
+    assert client.state() == "active"
+    assert client.wait_connected(30.0)
+    assert feeder.until(lambda: heads_after(client, n), 60.0), node.log()
