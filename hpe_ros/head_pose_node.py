@@ -353,7 +353,7 @@ class HeadPoseNode(LifecycleNode):
             self._pub_markers.publish(head_markers(header.stamp, parent, [str(h.track_id) for h in posed],
                                                    np.stack([h.pose_cam for h in posed])))
         if self.p("debug.publish_image"):
-            from hpe_ros.debug_image import DebugFace, draw_debug_image
+            from hpe_core.visualization import DebugFace, draw_debug_image
             from hpe_ros.image_conversion import rgb_to_image_msg
 
             faces = [DebugFace(h.box_xyxy, h.track_id, h.pose_cam) for h in result.heads]

@@ -8,7 +8,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg
-from hpe_ros.debug_image import DebugFace, draw_debug_image, project_head_axes
+from hpe_core.visualization import DebugFace, draw_debug_image, project_head_axes
 from hpe_ros.markers import head_markers
 
 
