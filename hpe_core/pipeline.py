@@ -164,8 +164,9 @@ class _FaceView:
     virtual_from_cam: FloatArray
 
 
-def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray) -> FloatArray:
-    """A head facing the camera squarely, placed from its face box.
+def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray,
+                          rotation_virtual: Optional[FloatArray] = None) -> FloatArray:
+    """A head facing the camera squarely (or turned by ``rotation_virtual``), placed from its box.
 
     The head looks along the viewing ray through the box centre (identity rotation in the
     virtual camera of that ray) at a distance where a face of :data:`FACE_WIDTH_M` spans the
@@ -174,6 +175,8 @@ def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray) -> FloatArra
     Args:
         box_xyxy: ``[4]`` face box, pixels.
         K: ``[3, 3]`` camera intrinsics.
+        rotation_virtual: ``[3, 3]`` head rotation relative to facing the camera (in the
+            virtual camera of the box centre); identity when ``None``.
 
     Returns:
         ``[4, 4]`` ``T_cam_from_head`` (metres).
@@ -186,7 +189,8 @@ def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray) -> FloatArra
     ray /= np.linalg.norm(ray)
     face_distance = float(K[0, 0]) * FACE_WIDTH_M / width_px
     position = ray * (face_distance + HEAD_CENTRE_BEHIND_FACE_M)
-    T_virt = make_transform(np.eye(3), R_virt_from_cam @ position)
+    R = np.eye(3) if rotation_virtual is None else np.asarray(rotation_virtual, dtype=np.float64)
+    T_virt = make_transform(R, R_virt_from_cam @ position)
     return head_pose_virtual_to_cam(T_virt, R_virt_from_cam)
 
 
