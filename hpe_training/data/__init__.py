@@ -1,0 +1,1 @@
+"""Training data: reading the VGGT-HPE on-disk layout, pair sampling, crops and augmentation."""
