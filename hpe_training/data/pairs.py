@@ -5,6 +5,12 @@ square face crop (random margin 0.4-0.6 and shift) with updated intrinsics; both
 the same photometric augmentation. Targets are camera-from-head poses, either normalised so
 the anchor is the identity (``relative``: T_rel = T_q inv(T_a)) or each view's own pose
 (``absolute``).
+
+Poses are expressed in each crop's *virtual camera* (:mod:`hpe_core.virtual_camera`: the
+camera rotated to look along the ray through the crop centre), as at inference, where the
+pipeline converts anchor and query poses with the same rotation. A crop only shows the head
+relative to its viewing ray; targets in the real camera frame would ask the network for the
+crop's position in the image, which it cannot see.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from hpe_training.data.camera import to_homogeneous
 from hpe_training.data.crop import crop_image, crop_intrinsics, random_box, square_box
 from hpe_training.data.layout import LayoutReader
 from hpe_training.data.pose import fov_from_intrinsics, pose_encoding, quaternion_xyzw, relative_to_anchor
+from hpe_core.virtual_camera import head_pose_cam_to_virtual, virtual_camera_rotation
 
 MODES = ("relative", "absolute")
 
@@ -85,7 +92,8 @@ class HeadPairDataset(Dataset):
         R: [2, 3, 3], t: [2, 3] (metres), quat: [2, 4] (x, y, z, w): target camera-from-head
             poses (relative mode: frame 0 is the identity, frame 1 is T_q inv(T_a)).
         fov: [2, 2] (fov_h, fov_w) radians of each crop; pose_enc: [2, 9] absT_quaR_FoV.
-        K: [2, 3, 3] crop intrinsics; T_abs: [2, 4, 4] absolute camera-from-head poses.
+        K: [2, 3, 3] crop intrinsics; T_abs: [2, 4, 4] absolute head poses in each crop's
+        virtual camera.
         keys: [2, 4] int64 (identity, lighting, expr, view).
     """
 
@@ -103,14 +111,16 @@ class HeadPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.reader)
 
-    def load_view(self, index: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def load_view(self, index: int, rng: np.random.Generator | None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Crop one view.
 
         Args:
             rng: random crop draw, or None for the centred box with the mean margin.
 
         Returns:
-            (image [S, S, 3] uint8, crop K [3, 3], camera-from-head T [4, 4]).
+            (image [S, S, 3] uint8, crop K [3, 3], camera-from-head T [4, 4] in the real
+            camera, R_virt_from_cam [3, 3] of the crop's virtual camera).
         """
         cfg = self.config
         sample = self.reader.samples[index]
@@ -121,8 +131,9 @@ class HeadPairDataset(Dataset):
             box = square_box(bbox, float(np.mean(cfg.margin_range)))
         else:
             box = random_box(bbox, rng, cfg.margin_range, cfg.max_shift)
+        centre_px = np.array([box.x0 + box.side / 2.0, box.y0 + box.side / 2.0])
         return (crop_image(image, box, cfg.size), crop_intrinsics(ann.K, box, cfg.size),
-                to_homogeneous(ann.R_h2c, ann.t_h2c))
+                to_homogeneous(ann.R_h2c, ann.t_h2c), virtual_camera_rotation(ann.K, centre_px))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -133,7 +144,7 @@ class HeadPairDataset(Dataset):
         if self.augmenter is not None:
             images, _ = self.augmenter(images, int(rng.integers(2 ** 31)))
         Ks = [v[1] for v in views]
-        T_abs = [v[2] for v in views]
+        T_abs = [head_pose_cam_to_virtual(v[2], v[3]) for v in views]  # virtual-camera poses
         targets = list(relative_to_anchor(T_abs[0], T_abs[1])) if cfg.mode == "relative" else T_abs
         s = cfg.size
         samples = [self.reader.samples[i].key for i in (a_idx, q_idx)]

@@ -140,7 +140,7 @@ def test_dataset_crop_K_projects_landmarks_into_the_crop(reader):
     ds = HeadPairDataset(reader, PairConfig(size=80, augment=False, seed=9))
     rng = np.random.default_rng(0)
     for idx in range(0, len(reader), 3):
-        img, K2, T = ds.load_view(idx, rng)
+        img, K2, T, _ = ds.load_view(idx, rng)
         s = reader.samples[idx]
         lm3d = json.loads((reader.root / f"identity_{s.key.identity:04d}" / "landmarks_3d.json").read_text())
         pts = np.asarray(lm3d["expressions"][f"expr_{s.key.expr:02d}"])
@@ -163,3 +163,24 @@ def test_pair_config_rejects_bad_values():
         PairConfig(margin_range=(0.6, 0.4))
     with pytest.raises(ValueError, match="max_shift"):
         PairConfig(max_shift=0.7)
+
+
+def test_targets_are_in_each_crops_virtual_camera(reader):
+    """Targets use the virtual camera of each crop (as the pipeline does at inference): the
+    absolute target is the real pose rotated by R_virt_from_cam, and the relative target is
+    built from those, not from the real-camera poses."""
+    from hpe_core.geometry.rotations import geodesic_angle_deg
+    from hpe_core.virtual_camera import head_pose_cam_to_virtual
+
+    ds = HeadPairDataset(reader, PairConfig(size=64, augment=False, seed=3))
+    item = ds[0]
+    a_idx, q_idx = ds.sampler.pair(0, ds.epoch)
+    rng = np.random.default_rng([ds.config.seed, 104729, ds.epoch, 0])
+    views = [ds.load_view(i, rng) for i in (a_idx, q_idx)]
+    T_virt = [head_pose_cam_to_virtual(T, R) for _, _, T, R in views]
+    np.testing.assert_allclose(item["T_abs"].numpy(), np.stack(T_virt), atol=1e-5)
+    T_rel = T_virt[1] @ np.linalg.inv(T_virt[0])
+    np.testing.assert_allclose(item["R"][1].numpy(), T_rel[:3, :3], atol=1e-5)
+    # Off-centre crops: the virtual rotation is not the identity, so this differs from the
+    # real-camera relative pose.
+    assert max(geodesic_angle_deg(R, np.eye(3)) for *_, R in views) > 0.5
