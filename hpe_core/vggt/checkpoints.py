@@ -194,8 +194,12 @@ def load_official_checkpoint(path: PathLike, model: nn.Module, strict: bool = Fa
 
 
 # ---------------------------------------------------------------------------- our format
-def save_model(model: VGGTCamera, directory: PathLike) -> Path:
-    """Write ``directory/config.json`` and ``directory/model.safetensors``; returns the directory."""
+def save_model(model: VGGTCamera, directory: PathLike, storage_dtype: Optional[torch.dtype] = None) -> Path:
+    """Write ``directory/config.json`` and ``directory/model.safetensors``; returns the directory.
+
+    ``storage_dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type to
+    halve the file; :func:`load_model` casts them back to the model's float32 parameters.
+    """
     from safetensors.torch import save_file
 
     if not isinstance(model, VGGTCamera):
@@ -204,6 +208,8 @@ def save_model(model: VGGTCamera, directory: PathLike) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     model.config.to_json(directory / CONFIG_FILENAME)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if storage_dtype is not None:
+        state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(directory / WEIGHTS_FILENAME),
               metadata={"format": FORMAT_NAME, "format_version": FORMAT_VERSION})
     return directory

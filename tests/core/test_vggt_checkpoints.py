@@ -224,3 +224,26 @@ def test_vggt_hpe_loader_rejects_plain_checkpoints(tmp_path: Path) -> None:
     torch.save(_tiny(seed=12).state_dict(), path)
     with pytest.raises(CheckpointError, match="not a VGGT-HPE"):
         load_vggt_hpe_checkpoint(path, VGGTCamera(get_preset("tiny")))
+
+
+def test_save_model_in_float16_loads_back_close(tmp_path):
+    """The shipped model is stored in float16 (half the size) and loads into float32."""
+    import torch
+
+    from hpe_core.vggt.checkpoints import load_model, save_model
+    from hpe_core.vggt.config import get_preset
+    from hpe_core.vggt.model import VGGTCamera
+
+    torch.manual_seed(0)
+    model = VGGTCamera(get_preset("tiny")).eval()
+    save_model(model, tmp_path / "m16", storage_dtype=torch.float16)
+    save_model(model, tmp_path / "m32")
+    size16 = (tmp_path / "m16" / "model.safetensors").stat().st_size
+    size32 = (tmp_path / "m32" / "model.safetensors").stat().st_size
+    assert size16 < 0.55 * size32
+    loaded = load_model(tmp_path / "m16")
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.rand(1, 2, 3, 56, 56)
+    with torch.no_grad():
+        a, b = model(x)[-1], loaded(x)[-1]
+    assert torch.allclose(a, b, atol=5e-2) and not torch.equal(a, b)

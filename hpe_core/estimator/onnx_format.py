@@ -1,0 +1,116 @@
+"""The on-disk format of an exported model: two ONNX graphs plus a ``manifest.json``.
+
+An export directory holds:
+
+* ``patch_embed.onnx``: input ``images`` ``[N, 3, H, W]`` float32 RGB in [0, 1] (ImageNet
+  normalisation inside the graph), dynamic ``N``; output ``patch_tokens`` ``[N, P, C]``.
+* ``relative_pose.onnx``: inputs ``anchor_patch_tokens`` ``[K, P, C]`` and
+  ``query_patch_tokens`` ``[1, P, C]``, dynamic ``K``; output ``pose_enc`` ``[K, 9]``: the
+  query frame's pose encoding (last refinement iteration) in each (anchor, query) pair.
+* ``manifest.json``: files with SHA-256 hashes, model config, input size, checks done.
+
+Both graphs carry ``metadata_props`` (keys in :data:`METADATA_KEYS`): format version, hpe
+version, graph name, model config JSON and preprocessing JSON. The input size is fixed per
+export. This module is read by the ONNX Runtime and TensorRT backends and written by
+``hpe_training.export``; it needs neither torch nor onnx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+FORMAT_VERSION = 1
+
+PATCH_EMBED_FILE = "patch_embed.onnx"
+RELATIVE_POSE_FILE = "relative_pose.onnx"
+MANIFEST_FILE = "manifest.json"
+
+PATCH_EMBED_INPUT = "images"
+PATCH_EMBED_OUTPUT = "patch_tokens"
+ANCHOR_TOKENS_INPUT = "anchor_patch_tokens"
+QUERY_TOKENS_INPUT = "query_patch_tokens"
+POSE_OUTPUT = "pose_enc"
+
+METADATA_KEYS = {
+    "format_version": "hpe.format_version",
+    "hpe_version": "hpe.version",
+    "graph": "hpe.graph",
+    "model_config": "hpe.model_config",
+    "preprocessing": "hpe.preprocessing",
+}
+
+
+def preprocessing_description(input_size: tuple[int, int]) -> dict[str, Any]:
+    """What a caller must feed the patch-embed graph (stored as JSON in the metadata)."""
+    return {
+        "input_size_hw": [int(input_size[0]), int(input_size[1])],
+        "layout": "NCHW",
+        "color": "RGB",
+        "dtype": "float32",
+        "range": [0.0, 1.0],
+        "normalisation": "ImageNet mean (0.485, 0.456, 0.406) / std (0.229, 0.224, 0.225), inside the graph",
+    }
+
+
+def sha256_file(path: Union[str, Path], chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes (streamed)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_bytes)
+            if not chunk:
+                break
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class GraphMetadata:
+    """Parsed ``metadata_props`` of one exported graph."""
+
+    format_version: int
+    hpe_version: str
+    graph: str
+    model_config: dict[str, Any]
+    input_size: tuple[int, int]
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: str) -> "GraphMetadata":
+        """Parse a ``{key: value}`` metadata map; raise ``ValueError`` naming ``source``."""
+        missing = [key for key in METADATA_KEYS.values() if key not in props]
+        if missing:
+            raise ValueError(f"{source}: not an hpe export (metadata keys missing: {missing})")
+        version = int(props[METADATA_KEYS["format_version"]])
+        if version != FORMAT_VERSION:
+            raise ValueError(f"{source}: export format version {version}, this code reads {FORMAT_VERSION}")
+        preprocessing = json.loads(props[METADATA_KEYS["preprocessing"]])
+        h, w = preprocessing["input_size_hw"]
+        return cls(
+            format_version=version,
+            hpe_version=props[METADATA_KEYS["hpe_version"]],
+            graph=props[METADATA_KEYS["graph"]],
+            model_config=json.loads(props[METADATA_KEYS["model_config"]]),
+            input_size=(int(h), int(w)),
+        )
+
+
+def read_manifest(export_dir: Union[str, Path]) -> dict[str, Any]:
+    """Load ``manifest.json`` of an export directory (``{}`` if it has none)."""
+    path = Path(export_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def graph_paths(export_dir: Union[str, Path]) -> tuple[Path, Path]:
+    """``(patch_embed.onnx, relative_pose.onnx)`` paths; raise if either is missing."""
+    root = Path(export_dir)
+    paths = (root / PATCH_EMBED_FILE, root / RELATIVE_POSE_FILE)
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: export the model with hpe-export first")
+    return paths

@@ -1,0 +1,1 @@
+"""Latency benchmark of the relative pose estimator backends: ``hpe-bench``."""

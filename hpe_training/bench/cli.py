@@ -1,0 +1,218 @@
+"""``hpe-bench``: latency of the relative pose estimator per backend and number of anchors.
+
+CPU mode (default): a preset model (``small`` by default, random weights) on torch eager,
+optionally torch.compile (``--compile``), and ONNX Runtime (the model is exported to a
+temporary directory first). For K = 1, 2, 4, 8 anchors it times
+
+* ``cached``: ``estimate(anchor_features, query)``, anchors embedded once beforehand;
+* ``uncached``: ``estimate_from_crops(anchor_crops, query)``, anchors embedded every call;
+
+reports median and p90 over ``--runs`` calls after ``--warmup`` calls, the saving from caching,
+and each backend's ratio to torch eager, and names the machine.
+
+GPU mode (``--gpu``): the ``vggt-1b`` preset at 518x518 on CUDA in fp16 and bf16 (autocast),
+eager and torch.compile, plus TensorRT fp16 engines where TensorRT is installed. It runs only
+where torch sees a CUDA GPU, and says so (exit status 2) otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_training.bench.machine import describe_machine, machine_info
+from hpe_training.bench.timing import measure_latency
+
+DEFAULT_ANCHOR_COUNTS = (1, 2, 4, 8)
+EXIT_NO_CUDA = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hpe-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default=None,
+                        help="model preset (default: small on the CPU, vggt-1b with --gpu); random weights")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--anchors", type=int, nargs="+", default=list(DEFAULT_ANCHOR_COUNTS),
+                        help="anchor counts K to time (default 1 2 4 8)")
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per measurement")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--no-onnxruntime", action="store_true", help="skip the ONNX Runtime backend")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch and ONNX Runtime (0: leave the defaults)")
+    parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    return parser
+
+
+def random_crops(count: int, input_size: tuple[int, int], seed: int) -> np.ndarray:
+    """``count`` random uint8 RGB crops ``[count, H, W, 3]`` (latency does not depend on content)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, input_size[0], input_size[1], 3), dtype=np.uint8)
+
+
+def time_estimator(estimator: RelativePoseEstimator, anchors: np.ndarray, query: np.ndarray,
+                   anchor_counts: Sequence[int], runs: int, warmup: int,
+                   progress: Optional[tqdm] = None) -> list[dict[str, Any]]:
+    """Cached and uncached latency of one estimator for each K (one row per K)."""
+    rows = []
+    for k in anchor_counts:
+        features = estimator.embed_anchors(anchors[:k])
+        cached = measure_latency(lambda: estimator.estimate(features, query), runs, warmup)
+        uncached = measure_latency(lambda: estimator.estimate_from_crops(anchors[:k], query), runs, warmup)
+        rows.append({"backend": estimator.describe(), "K": k, "cached": cached.as_dict(),
+                     "uncached": uncached.as_dict(),
+                     "cache_saving": 1.0 - cached.median_ms / uncached.median_ms})
+        if progress is not None:
+            progress.update(1)
+    return rows
+
+
+def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
+    """Add ``ratio_to_reference`` (median cached latency / the reference backend's, same K)."""
+    ref = {row["K"]: row["cached"]["median_ms"] for row in rows if row["backend"] == reference}
+    for row in rows:
+        if row["K"] in ref:
+            row["ratio_to_reference"] = row["cached"]["median_ms"] / ref[row["K"]]
+
+
+def format_table(rows: list[dict[str, Any]], reference: str) -> str:
+    """Plain-text table of the rows."""
+    header = (f"{'backend':<48} {'K':>2}  {'cached med/p90 ms':>18}  {'uncached med/p90 ms':>20}  "
+              f"{'cache saving':>12}  {'x ' + 'ref':>6}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        c, u = row["cached"], row["uncached"]
+        ratio = row.get("ratio_to_reference")
+        ratio_text = f"{ratio:>6.2f}" if ratio is not None else f"{'-':>6}"
+        lines.append(f"{row['backend']:<48} {row['K']:>2}  {c['median_ms']:>8.1f} /{c['p90_ms']:>8.1f}  "
+                     f"{u['median_ms']:>9.1f} /{u['p90_ms']:>9.1f}  {100 * row['cache_saving']:>11.0f}%  "
+                     f"{ratio_text}")
+    lines.append(f"x ref = cached median / cached median of: {reference}")
+    return "\n".join(lines)
+
+
+def _cpu_estimators(args: argparse.Namespace, model: torch.nn.Module, workdir: Path
+                    ) -> list[Callable[[], RelativePoseEstimator]]:
+    from hpe_core.estimator.torch_backend import TorchRelativePoseEstimator
+
+    makers: list[Callable[[], RelativePoseEstimator]] = [
+        lambda: TorchRelativePoseEstimator(model, device="cpu")]
+    if args.compile:
+        makers.append(lambda: TorchRelativePoseEstimator(model, device="cpu", compile=True))
+    if not args.no_onnxruntime:
+        def make_ort() -> RelativePoseEstimator:
+            from hpe_core.estimator.onnxruntime_backend import OnnxRuntimeRelativePoseEstimator
+            from hpe_training.export.onnx_export import export_onnx
+
+            export_onnx(model, workdir / "onnx", log=lambda msg: tqdm.write(f"[export] {msg}"))
+            return OnnxRuntimeRelativePoseEstimator(workdir / "onnx", intra_op_threads=args.threads)
+        makers.append(make_ort)
+    return makers
+
+
+def _gpu_estimators(args: argparse.Namespace, model: torch.nn.Module, workdir: Path
+                    ) -> list[Callable[[], RelativePoseEstimator]]:
+    from hpe_core.estimator.tensorrt_backend import tensorrt_availability
+    from hpe_core.estimator.torch_backend import TorchRelativePoseEstimator
+
+    makers: list[Callable[[], RelativePoseEstimator]] = []
+    for precision in ("fp16", "bf16"):
+        for compiled in (False, True):
+            makers.append(lambda p=precision, c=compiled: TorchRelativePoseEstimator(
+                model, device="cuda", precision=p, compile=c))
+    reason = tensorrt_availability()
+    if reason is not None:
+        print(f"[hpe-bench] TensorRT not timed: {reason}", flush=True)
+        return makers
+
+    def make_tensorrt() -> RelativePoseEstimator:
+        import copy
+
+        from hpe_core.estimator.tensorrt_backend import TensorRTRelativePoseEstimator
+        from hpe_training.export.onnx_export import export_onnx
+
+        # export a CPU fp32 copy: export_onnx moves the model it is given to the CPU
+        export_onnx(copy.deepcopy(model).cpu(), workdir / "onnx", log=lambda msg: tqdm.write(f"[export] {msg}"))
+        return TensorRTRelativePoseEstimator(workdir / "onnx", device="cuda", precision="fp16",
+                                             cache_dir=workdir / "engines", log=tqdm.write)
+    makers.append(make_tensorrt)
+    return makers
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark described by parsed ``args``; returns the results dict."""
+    threads_before = torch.get_num_threads()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from hpe_core.vggt.config import get_preset
+    from hpe_core.vggt.model import VGGTCamera
+
+    preset = args.preset or ("vggt-1b" if args.gpu else "small")
+    config = get_preset(preset)
+    torch.manual_seed(args.seed)
+    device = "cuda" if args.gpu else "cpu"
+    print(f"[hpe-bench] building preset {preset!r} with random weights on {device}", flush=True)
+    with torch.device(device):
+        model = VGGTCamera(config).eval()
+    input_size = (config.img_size, config.img_size)
+    info = machine_info()
+    anchors = random_crops(max(args.anchors), input_size, args.seed)
+    query = random_crops(1, input_size, args.seed + 1)[0]
+    rows: list[dict[str, Any]] = []
+    reference = ""
+    with tempfile.TemporaryDirectory(prefix="hpe-bench-") as tmp:
+        makers = (_gpu_estimators if args.gpu else _cpu_estimators)(args, model, Path(tmp))
+        with tqdm(total=len(makers) * len(args.anchors), desc="hpe-bench", unit="setting") as progress:
+            for make in makers:
+                estimator = make()
+                reference = reference or estimator.describe()
+                progress.set_postfix_str(estimator.describe())
+                rows.extend(time_estimator(estimator, anchors, query, args.anchors, args.runs, args.warmup,
+                                           progress))
+    add_ratios(rows, reference)
+    return {"mode": "gpu" if args.gpu else "cpu", "preset": preset, "input_size_hw": list(input_size),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
+            "reference_backend": reference, "results": rows}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``hpe-bench``; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    if args.gpu and not torch.cuda.is_available():
+        print("[hpe-bench] --gpu: torch sees no CUDA GPU on this machine, so the GPU benchmark "
+              "(vggt-1b, 518x518, fp16/bf16, eager vs compiled) was not run.", file=sys.stderr)
+        return EXIT_NO_CUDA
+    results = run(args)
+    print(f"\nmachine: {describe_machine(results['machine'])}")
+    print(f"model: preset {results['preset']} ({results['parameters'] / 1e6:.1f} M parameters, random weights), "
+          f"input {results['input_size_hw'][0]}x{results['input_size_hw'][1]}, "
+          f"{args.runs} timed runs after {args.warmup} warm-up, {results['date_utc']}\n")
+    print(format_table(results["results"], results["reference_backend"]))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"\n[hpe-bench] wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

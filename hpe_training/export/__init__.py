@@ -1,0 +1,1 @@
+"""Export of trained models to ONNX (and TensorRT engines): ``hpe-export``."""

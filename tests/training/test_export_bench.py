@@ -1,0 +1,46 @@
+"""``hpe-bench`` (latency of the exported and eager backends) on the tiny preset, few runs."""
+
+import json
+
+import pytest
+import torch
+
+from hpe_training.bench.cli import EXIT_NO_CUDA, main
+from hpe_training.bench.timing import measure_latency
+
+
+def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--preset", "tiny", "--runs", "2", "--warmup", "1", "--anchors", "1", "2",
+                 "--threads", "1", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "machine:" in printed and "logical cores" in printed and "cache saving" in printed
+    results = json.loads(out.read_text())
+    assert results["preset"] == "tiny" and results["input_size_hw"] == [56, 56]
+    assert results["machine"]["torch"] == torch.__version__ and results["machine"]["onnxruntime"]
+    rows = results["results"]
+    assert [(r["backend"].split()[0], r["K"]) for r in rows] == [
+        ("torch", 1), ("torch", 2), ("onnxruntime", 1), ("onnxruntime", 2)]
+    for row in rows:
+        for kind in ("cached", "uncached"):
+            stats = row[kind]
+            assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"] and stats["runs"] == 2
+        assert row["cache_saving"] == pytest.approx(1 - row["cached"]["median_ms"] / row["uncached"]["median_ms"])
+    assert [r["ratio_to_reference"] for r in rows[:2]] == [1.0, 1.0]
+    assert rows[2]["ratio_to_reference"] == pytest.approx(
+        rows[2]["cached"]["median_ms"] / rows[0]["cached"]["median_ms"])
+
+
+def test_gpu_mode_says_why_it_cannot_run(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the GPU benchmark is too slow for the test suite")
+    assert main(["--gpu"]) == EXIT_NO_CUDA
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_measure_latency_counts_calls():
+    calls = []
+    stats = measure_latency(lambda: calls.append(1), runs=5, warmup=2)
+    assert len(calls) == 7 and stats.runs == 5 and stats.warmup == 2
+    with pytest.raises(ValueError):
+        measure_latency(lambda: None, runs=0, warmup=0)
