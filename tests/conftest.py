@@ -12,3 +12,6 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_loopback.xml"))
 os.environ.setdefault("ROS_DOMAIN_ID", str(10 + os.getpid() % 90))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+# One compute thread per process: tests run the node and the test process side by side on a
+# 2-core machine, where oversubscribed thread pools made small models 10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
