@@ -7,7 +7,8 @@ Sources (parameter ``source``):
 
 Publishes ``image`` (sensor_msgs/Image rgb8) and ``camera_info`` at ``rate_hz``, stamped with
 the node clock at publication, with ``frame_id`` as the optical frame. Stops after the last
-frame (``loop: false``) or starts over.
+frame (``loop: false``) or starts over. ``wait_for_subscribers: N`` holds the first frame until
+N subscribers of ``image`` are matched (so that a recorder misses nothing).
 """
 from __future__ import annotations
 
@@ -67,6 +68,7 @@ class CameraPlayerNode(Node):
         self.declare_parameter("frame_id", "camera_optical_frame")
         self.declare_parameter("hfov_deg", 60.0)
         self.declare_parameter("start_delay_s", 0.0)
+        self.declare_parameter("wait_for_subscribers", 0)
         source = self.get_parameter("source").value
         if not source:
             raise ValueError("parameter 'source' is required (sequence folder, video file or image folder)")
@@ -86,6 +88,8 @@ class CameraPlayerNode(Node):
     def _tick(self) -> None:
         if self.done or self.get_clock().now().nanoseconds * 1e-9 < self._delay_until:
             return
+        if self.published == 0 and self.pub_image.get_subscription_count() < self.get_parameter("wait_for_subscribers").value:
+            return  # wait until the expected subscribers (e.g. node and recorder) are matched
         if self.index >= len(self.src):
             if not self.loop:
                 self.done = True

@@ -26,18 +26,21 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / ".hpe" / "demo"
 SEQUENCE_SEED = 7
+HOLD_FRAMES = 10
 
 
 def ensure_sequence(out: Path, frames: int, max_yaw: float) -> Path:
     """The cached demo sequence folder, rendered if missing or made with other settings."""
-    from hpe_training.synth.sequence import SequenceConfig, render_sequence, save_sequence
+    from hpe_training.synth.sequence import SequenceConfig, hold_first_frame, render_sequence, save_sequence
 
     folder = out / f"sequence_{frames}_{int(max_yaw)}"
     if (folder / "sequence.json").is_file():
         return folder
     print(f"[hpe-demo] rendering the demo sequence ({frames} frames, yaw up to {max_yaw:.0f} deg) ...", flush=True)
-    config = SequenceConfig(n_frames=frames, max_yaw_deg=max_yaw, seed=SEQUENCE_SEED, kind="yaw_sweep")
-    save_sequence(render_sequence(config), folder)
+    config = SequenceConfig(n_frames=frames - HOLD_FRAMES, max_yaw_deg=max_yaw, seed=SEQUENCE_SEED, kind="yaw_sweep")
+    # The person looks at the camera for a moment first: the node's first sight of the head
+    # (after the tracker's confirmation) is then frontal, as its bootstrap assumes.
+    save_sequence(hold_first_frame(render_sequence(config), HOLD_FRAMES), folder)
     return folder
 
 
@@ -176,7 +179,7 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
             raise RuntimeError(f"head_pose_node exited; see {out / 'head_pose_node.log'}")
         player = _start("hpe_ros.camera_player_node",
                         ["--ros-args", "-p", f"source:={sequence}", "-p", f"rate_hz:={rate_hz}",
-                         "-p", "start_delay_s:=1.0", "-r", "__ns:=/camera", "-r", "image:=image_raw"],
+                         "-p", "wait_for_subscribers:=2", "-r", "__ns:=/camera", "-r", "image:=image_raw"],
                         out / "camera_player.log")
         from tqdm import tqdm
 
@@ -185,8 +188,9 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
             while player.poll() is None:
                 executor.spin_once(timeout_sec=0.05)
                 n = recorder.count("/camera/image_raw")
-                bar.update(n - seen)
-                seen = n
+                if n > seen:
+                    bar.update(n - seen)
+                    seen = n
         grace = time.monotonic() + 3.0
         while time.monotonic() < grace:
             executor.spin_once(timeout_sec=0.05)

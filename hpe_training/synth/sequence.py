@@ -35,7 +35,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace, dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -211,6 +211,21 @@ class RenderedSequence:
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
+
+
+def hold_first_frame(seq: RenderedSequence, n_hold: int) -> RenderedSequence:
+    """The sequence with its first frame shown ``n_hold`` more times at the start (a person
+    who looks at the camera for a moment before turning), stamps re-spaced at the config's fps."""
+    if n_hold < 0:
+        raise ValueError(f"n_hold must be >= 0, got {n_hold}")
+
+    def hold(a: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.repeat(a[:1], n_hold, axis=0), a], axis=0)
+
+    n = len(seq) + n_hold
+    return replace(seq, frames=hold(seq.frames), poses_cam=hold(seq.poses_cam), boxes=hold(seq.boxes),
+                   landmarks=hold(seq.landmarks), yaw_pitch_roll_deg=hold(seq.yaw_pitch_roll_deg),
+                   stamps_s=np.arange(n, dtype=np.float64) / seq.config.fps)
 
 
 def sequence_intrinsics(config: SequenceConfig) -> np.ndarray:

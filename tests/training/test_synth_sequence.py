@@ -195,3 +195,17 @@ def test_mtcnn_detects_the_frontal_head():
     union = np.prod(best[2:] - best[:2]) + np.prod(box[2:] - box[:2]) - inter
     assert inter / union > 0.4
     assert 80.0 <= best[2] - best[0] <= 160.0  # face size chosen for the detector
+
+
+def test_hold_first_frame_prepends_copies_of_frame_zero():
+    from hpe_training.synth.sequence import SequenceConfig, hold_first_frame, render_sequence
+
+    seq = render_sequence(SequenceConfig(kind="yaw_sweep", n_frames=4, width=160, height=120,
+                                         mesh_level=3, msaa=0, seed=2))
+    held = hold_first_frame(seq, 3)
+    assert len(held) == 7
+    for i in range(4):
+        np.testing.assert_array_equal(held.frames[i], seq.frames[0])
+        np.testing.assert_array_equal(held.poses_cam[i], seq.poses_cam[0])
+    np.testing.assert_array_equal(held.frames[4:], seq.frames[1:])
+    assert np.all(np.diff(held.stamps_s) > 0)
