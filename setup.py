@@ -11,9 +11,20 @@ setup(
     description="Relative head pose estimation (VGGT-HPE) for ROS 2",
     packages=find_packages(include=["hpe_core", "hpe_core.*", "hpe_ros", "hpe_ros.*",
                                     "hpe_training", "hpe_training.*"]),
-    package_data={"hpe_core": ["models/*", "data/*"]},
+    package_data={
+        "hpe_core": ["models/default/*.md", "models/default/torch/*"],
+        "hpe_training": ["train/configs/*.yaml"],
+    },
     python_requires=">=3.10",
-    install_requires=["numpy", "scipy", "safetensors", "torch"],
+    # torch first (pip install torch), then these; facenet-pytorch with --no-deps (it pins old
+    # torch/numpy/Pillow; hpe_core.detection supplies the two torchvision functions it needs).
+    install_requires=["numpy", "scipy", "safetensors", "torch", "onnx", "onnxruntime", "opencv-python-headless",
+                      "requests", "Pillow", "PyYAML", "tqdm"],
+    extras_require={
+        "training": ["peft", "moderngl", "albumentations", "scikit-image", "tensorboard", "matplotlib",
+                     "onnxscript"],
+        "ros": ["rosbags", "mcap-ros2-support"],
+    },
     entry_points={
         "console_scripts": [
             "hpe-vggt-parity = hpe_core.vggt.parity_cli:main",

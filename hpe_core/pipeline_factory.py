@@ -34,7 +34,8 @@ def resolve_model_dir(backend: str, model_path: str = "") -> Path:
     candidate = root / sub if (root / sub).is_dir() else root
     marker = "config.json" if backend == "torch" else "manifest.json"
     if not (candidate / marker).is_file():
-        hint = ("the shipped default model is missing: run tools/setup.sh (it exports the ONNX model)"
+        hint = (f"expected {marker} in {candidate}; the ONNX export of the shipped model is made by "
+                f"tools/setup.sh, or: hpe-export --model-dir {root / 'torch'} --output {root / 'onnx'}"
                 if not model_path else f"expected {marker} in {candidate}")
         raise ModelNotFoundError(f"no {backend} model at {root}: {hint}")
     return candidate

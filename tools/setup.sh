@@ -11,7 +11,8 @@
 #      with --no-deps, and this repository in editable mode (console scripts).
 #   3. The ROS 2 interfaces: our package (msg/, srv/) and, where tf2_msgs is not importable,
 #      a tf2_msgs stand-in with the real type hash, built by colcon into the venv.
-#   4. An environment file, $HPE_VENV/hpe_env.sh, that sets AMENT_PREFIX_PATH and the
+#   4. The ONNX export of the shipped default model (hpe_core/models/default/onnx).
+#   5. An environment file, $HPE_VENV/hpe_env.sh, that sets AMENT_PREFIX_PATH and the
 #      loopback-only Fast DDS profile.
 set -euo pipefail
 
@@ -130,7 +131,24 @@ if ! stamp_ok hpe_ros "$iface_stamp"; then
   stamp_set hpe_ros "$iface_stamp"
 fi
 
-# ---------------------------------------------------------------- 4. environment file
+# ---------------------------------------------------------------- 4. default model, ONNX
+# The shipped default model is committed as a torch checkpoint (float16 safetensors); the
+# onnxruntime backend (the node's default) loads its ONNX export, made here once per model.
+MODEL_DIR="$REPO/hpe_core/models/default"
+if [ -f "$MODEL_DIR/torch/model.safetensors" ]; then
+  model_stamp="$(stamp_of "$MODEL_DIR/torch/model.safetensors" "$MODEL_DIR/torch/config.json")"
+  if ! stamp_ok default_onnx "$model_stamp" || [ ! -f "$MODEL_DIR/onnx/manifest.json" ]; then
+    log "exporting the default model to ONNX (hpe-export, about 30 s)"
+    rm -rf "$MODEL_DIR/onnx.tmp"
+    OMP_NUM_THREADS=1 "$PY" -m hpe_training.export.cli --model-dir "$MODEL_DIR/torch" \
+      --output "$MODEL_DIR/onnx.tmp" --tensorrt skip > "$VENV/.hpe_export.log" 2>&1 \
+      || { tail -n 20 "$VENV/.hpe_export.log" >&2; log "ONNX export of the default model failed"; exit 1; }
+    rm -rf "$MODEL_DIR/onnx" && mv "$MODEL_DIR/onnx.tmp" "$MODEL_DIR/onnx"
+    stamp_set default_onnx "$model_stamp"
+  fi
+fi
+
+# ---------------------------------------------------------------- 5. environment file
 ENV_FILE="$VENV/hpe_env.sh"
 cat > "$ENV_FILE" <<ENV
 # Written by tools/setup.sh: source it to use hpe's venv with ROS 2 on loopback only.
