@@ -130,9 +130,11 @@ def read_mcap(path: Path, topics: Optional[Sequence[str]] = None) -> list[Record
 
 
 def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dict[str, Any],
-           qos: dict[str, QoSProfile], speed: float = 1.0, remap: Optional[dict[str, str]] = None) -> int:
+           qos: dict[str, QoSProfile], speed: float = 1.0, remap: Optional[dict[str, str]] = None,
+           wait_for_subscribers_s: float = 10.0) -> int:
     """Publish recorded messages at their recorded pace (divided by ``speed``), spinning
-    ``executor`` while waiting. Returns the number of messages published."""
+    ``executor`` while waiting; first wait up to ``wait_for_subscribers_s`` for every topic to
+    have a subscriber. Returns the number of messages published."""
     remap = remap or {}
     pubs = {}
     for m in messages:
@@ -140,6 +142,10 @@ def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dic
             pubs[m.topic] = node.create_publisher(types[m.type_name], remap.get(m.topic, m.topic), qos[m.topic])
     if not messages:
         return 0
+    # Publishers are new: wait (bounded) until each is matched, or the first messages are lost.
+    deadline = time.monotonic() + wait_for_subscribers_s
+    while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in pubs.values()):
+        executor.spin_once(timeout_sec=0.05)
     start_wall = time.monotonic()
     start_bag = messages[0].receive_ns
     for m in messages:
