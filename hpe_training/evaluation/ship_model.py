@@ -1,0 +1,152 @@
+"""Ship a trained model as the default: float16 checkpoint, measured figures, model card.
+
+``python -m hpe_training.evaluation.ship_model --run RUN_DIR --val VAL_ROOT``
+
+1. copies ``RUN_DIR/model`` (the trainer's final model) into ``hpe_core/models/default/torch``
+   with float16 weights (half the size; loaded back as float32);
+2. evaluates it on held-out identities (:mod:`hpe_training.evaluation.synthetic_pairs`), error by
+   anchor-query gap, and writes ``metrics.json`` and ``docs/images/default_model_error_vs_gap.png``;
+3. writes ``MODEL_CARD.md`` from the training config, the trainer's ``metrics.json`` and the
+   evaluation, including whether the issue's targets are met (rotation MAE <= 5 deg for gaps
+   <= 30 deg). Figures are never edited by hand: re-run this to refresh them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DIR = REPO / "hpe_core" / "models" / "default"
+PLOT = REPO / "docs" / "images" / "default_model_error_vs_gap.png"
+TARGET_MAE_GAP_LE_30_DEG = 5.0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def ship(run_dir: Path, val_root: Path, pairs: int, wall_time_note: str) -> dict:
+    from hpe_core.vggt.checkpoints import load_model, save_model
+    from hpe_training.evaluation.synthetic_pairs import evaluate_pairs, plot_error_vs_gap
+
+    model = load_model(run_dir / "model")
+    target = DEFAULT_DIR / "torch"
+    if target.exists():
+        shutil.rmtree(target)
+    save_model(model, target, storage_dtype=torch.float16)
+    shipped = load_model(target)  # evaluate what is shipped (float16 weights)
+    result = evaluate_pairs(shipped, val_root, n_pairs=pairs)
+    plot_error_vs_gap([result], PLOT)
+    train_cfg = json.loads((run_dir / "train_config.json").read_text())
+    train_metrics = json.loads((run_dir / "metrics.json").read_text())
+    le30 = result["gap_le_30"]
+    meets = bool(le30.get("pairs", 0) > 0 and le30["mae"] <= TARGET_MAE_GAP_LE_30_DEG)
+    metrics = {
+        "evaluated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        "held_out": {k: v for k, v in result.items() if k != "raw"},
+        "target_mae_gap_le_30_deg": TARGET_MAE_GAP_LE_30_DEG,
+        "meets_targets": meets,
+        "training": {"steps": train_metrics.get("total_steps"), "validations": train_metrics.get("validations")},
+    }
+    (DEFAULT_DIR / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (DEFAULT_DIR / "MODEL_CARD.md").write_text(card(train_cfg, metrics, wall_time_note))
+    return metrics
+
+
+def _row(name: str, s: dict) -> str:
+    if not s.get("pairs"):
+        return f"| {name} | 0 | - | - | - | - | - |"
+    return (f"| {name} | {s['pairs']} | {s['geodesic_deg']:.1f} | {s['yaw']:.1f} | {s['pitch']:.1f} | "
+            f"{s['roll']:.1f} | {s['mae']:.1f} |")
+
+
+def card(cfg: dict, metrics: dict, wall_time_note: str) -> str:
+    h = metrics["held_out"]
+    size_mb = (DEFAULT_DIR / "torch" / "model.safetensors").stat().st_size / 1e6
+    rows = [_row("all pairs", h["all"]), _row("gap <= 30 deg", h["gap_le_30"]), _row("gap >= 60 deg", h["gap_ge_60"])]
+    rows += [_row(f"gap {b['gap_deg'][0]:.0f}-{b['gap_deg'][1]:.0f} deg", b) for b in h["by_gap"]]
+    verdict = ("meets" if metrics["meets_targets"] else "does NOT meet")
+    return f"""# Model card: hpe default model
+
+Written by `python -m hpe_training.evaluation.ship_model` on {metrics['evaluated']}; every figure
+below was measured by that run or by the training run it names. Do not edit by hand.
+
+## What it is
+- Architecture: our VGGT camera branch (`hpe_core/vggt`), preset `{cfg['preset']}`
+  ({cfg['image_size']} px input), relative mode (anchor = frame 0, the query's pose relative to it).
+- Weights: `torch/model.safetensors`, float16 storage ({size_mb:.1f} MB), loaded as float32.
+  The ONNX export the default backend uses is made from it by `tools/setup.sh` (`hpe-export`).
+- Training mode `{cfg['mode']}`: no pretrained VGGT or DINOv2 weights (none can be downloaded
+  where this was trained), so every parameter was trained from random initialisation.
+
+## Data recipe
+Our synthetic heads (`hpe-synth`, procedural meshes rendered with moderngl/EGL on the CPU), in the
+VGGT-HPE public layout: training `{cfg['train_root']}` (200 identities x 2 lightings x
+3 expressions x 6 views, seed 1, 224 px, `--msaa 0 --mesh-level 4`); held-out validation
+`{cfg['val_root']}` (24 other identities, `--identity-offset 100000`, 2 expressions x 8 views).
+Pairs share identity and lighting; square crops with margin 0.4-0.6 and shift; the same
+photometric augmentation on both views; targets in each crop's virtual camera.
+Recipe file: `hpe_training/train/configs/default_small.yaml`.
+
+## Training
+- Steps: {metrics['training']['steps']} (batch {cfg['batch_size']}, AdamW lr {cfg['lr']}, weight decay
+  {cfg['weight_decay']}, {int(cfg['warmup_fraction'] * 100)} % warm-up then cosine to {cfg['min_lr']}, grad clip
+  {cfg['grad_clip']}), seed {cfg['seed']}; the paper's loss (gamma 0.6; L1 translation, L1 quaternion,
+  0.5 x focal ratio).
+- Hardware: {_cpu_name()}, 2 cores, no GPU (CPU training; the cores were shared with other work).
+- Wall time: {wall_time_note}
+
+## Held-out figures (rotation of the query = predicted relative rotation x true anchor rotation)
+{h['pairs']} pairs of held-out identities; errors in degrees (geodesic angle; BIWI yaw/pitch/roll
+absolute errors with angle wrap).
+
+| pairs | n | geodesic | yaw | pitch | roll | MAE |
+|---|---:|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+
+Error vs gap plot: `docs/images/default_model_error_vs_gap.png`.
+
+## Targets
+Target: rotation MAE <= {metrics['target_mae_gap_le_30_deg']:.0f} deg on pairs whose gap is <= 30 deg, and a
+same-budget `--absolute` model worse on hard pairs (gap >= 60 deg). This model **{verdict}** the
+first target. The absolute baseline has not been trained yet. Tests that need a model within
+the target accuracy skip while `metrics.json` says `meets_targets: false`.
+
+## Limits
+A small network trained briefly on the CPU from scratch on stylised synthetic heads: it is a
+working default that exercises the whole system, not an accurate head pose estimator. For
+accuracy, train the `vggt-1b` preset from the official checkpoint with LoRA
+(`hpe_training/train/configs/lora_vggt1b.yaml`) on a GPU, or continue this recipe longer
+(`hpe-train --config ... --resume`).
+"""
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="training output dir (with model/)")
+    parser.add_argument("--val", type=Path, required=True, help="held-out data root")
+    parser.add_argument("--pairs", type=int, default=1500)
+    parser.add_argument("--wall-time", default="not recorded", help="text for the model card")
+    args = parser.parse_args(argv)
+    metrics = ship(args.run, args.val, args.pairs, args.wall_time)
+    print(json.dumps({k: metrics[k] for k in ("meets_targets", "target_mae_gap_le_30_deg")}, indent=1))
+    print(json.dumps(metrics["held_out"]["gap_le_30"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
