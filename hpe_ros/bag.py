@@ -131,7 +131,7 @@ def read_mcap(path: Path, topics: Optional[Sequence[str]] = None) -> list[Record
 
 def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dict[str, Any],
            qos: dict[str, QoSProfile], speed: float = 1.0, remap: Optional[dict[str, str]] = None,
-           wait_for_subscribers_s: float = 10.0) -> int:
+           wait_for_subscribers_s: float = 10.0, settle_s: float = 1.0) -> int:
     """Publish recorded messages at their recorded pace (divided by ``speed``), spinning
     ``executor`` while waiting; first wait up to ``wait_for_subscribers_s`` for every topic to
     have a subscriber. Returns the number of messages published."""
@@ -145,6 +145,11 @@ def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dic
     # Publishers are new: wait (bounded) until each is matched, or the first messages are lost.
     deadline = time.monotonic() + wait_for_subscribers_s
     while time.monotonic() < deadline and any(p.get_subscription_count() == 0 for p in pubs.values()):
+        executor.spin_once(timeout_sec=0.05)
+    # A writer can see the reader a little before the reader has matched the writer; give the
+    # other side a moment, or the first (best-effort) message can still be lost.
+    settle_until = time.monotonic() + settle_s
+    while time.monotonic() < settle_until:
         executor.spin_once(timeout_sec=0.05)
     start_wall = time.monotonic()
     start_bag = messages[0].receive_ns

@@ -81,6 +81,7 @@ class CameraPlayerNode(Node):
         self.index = 0
         self.published = 0
         self.done = False
+        self._matched = False
         self._delay_until = self.get_clock().now().nanoseconds * 1e-9 + self.get_parameter("start_delay_s").value
         self.timer = self.create_timer(1.0 / self.get_parameter("rate_hz").value, self._tick)
         self.get_logger().info(f"playing {len(self.src)} frames from {source}")
@@ -88,8 +89,14 @@ class CameraPlayerNode(Node):
     def _tick(self) -> None:
         if self.done or self.get_clock().now().nanoseconds * 1e-9 < self._delay_until:
             return
-        if self.published == 0 and self.pub_image.get_subscription_count() < self.get_parameter("wait_for_subscribers").value:
-            return  # wait until the expected subscribers (e.g. node and recorder) are matched
+        wanted = self.get_parameter("wait_for_subscribers").value
+        if self.published == 0 and wanted > 0 and not self._matched:
+            if self.pub_image.get_subscription_count() >= wanted:
+                # matched: give the readers a moment to match us too (best-effort QoS would
+                # otherwise lose the first frames)
+                self._matched = True
+                self._delay_until = self.get_clock().now().nanoseconds * 1e-9 + 1.0
+            return
         if self.index >= len(self.src):
             if not self.loop:
                 self.done = True

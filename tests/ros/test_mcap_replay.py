@@ -3,7 +3,8 @@
 Run 1: the test publishes camera frames live to a fresh node and records what it published to
 an MCAP bag (hpe_ros.bag.Recorder, raw CDR). Run 2: a second fresh node gets the bag replayed
 (hpe_ros.bag.replay, serialized bytes at the recorded pace). The /head_pose outputs, matched by
-image stamp, must be the same. Frames are paced slowly enough that the node drops none.
+image stamp, must be the same. Live frames are published one at a time (each after the node's answer to the previous), and the
+replay runs at half the recorded pace, so that the node drops none.
 """
 from __future__ import annotations
 
@@ -79,11 +80,16 @@ def test_replayed_bag_gives_the_live_outputs(tiny_model, tmp_path):
     try:
         assert client.wait_connected(90.0), node.log()
         assert wait_for(lambda: client.pub_image.get_subscription_count() >= 2, 20.0)  # node + recorder
+        time.sleep(1.5)  # let the readers finish matching us (best-effort: early messages can be lost)
         for i, rgb in enumerate(images):
-            client.publish_frame(rgb, 50.0 + 0.7 * i, K, "test_cam_optical_frame")
-            time.sleep(0.7)
-        assert wait_for(lambda: len(outputs_by_stamp(client.heads)) >= N_FRAMES - 3, 20.0), node.log()
-        time.sleep(1.0)
+            stamp = 50.0 + 0.5 * i
+            client.publish_frame(rgb, stamp, K, "test_cam_optical_frame")
+            # the node answers every frame it processes (with or without heads): wait for it,
+            # so that no frame is dropped by the latest-wins queue
+            assert wait_for(lambda: any(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 == stamp
+                                        for m in client.heads), 20.0), node.log()
+            time.sleep(0.2)
+        assert len(outputs_by_stamp(client.heads)) >= N_FRAMES - 3
         live = outputs_by_stamp(client.heads)
         bag = recorder.write_mcap(tmp_path / "live_bag")
     finally:
@@ -105,7 +111,7 @@ def test_replayed_bag_gives_the_live_outputs(tiny_model, tmp_path):
         qos = {"/test_cam/image": qos_profile_sensor_data, "/test_cam/camera_info": qos_profile_sensor_data}
         client.executor.remove_node(client.node)
         executor.add_node(client.node)
-        assert replay(client.node, executor, recorded, types, qos) == len(recorded)
+        assert replay(client.node, executor, recorded, types, qos, speed=0.5) == len(recorded)
         deadline = time.monotonic() + 20.0
         while time.monotonic() < deadline and len(outputs_by_stamp(client.heads)) < len(live):
             executor.spin_once(timeout_sec=0.1)
