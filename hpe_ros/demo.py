@@ -164,16 +164,18 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
     executor.add_node(node)
     recorder = Recorder(node, topics)
     node_args = ["--autostart", "--ros-args", "--params-file", str(REPO_ROOT / "config" / "head_pose.yaml"),
-                 "-p", f"backend:={backend}", "-p", f"model_path:={model_path}",
+                 "-p", f"backend:={backend}",
                  "-r", "image:=/camera/image_raw", "-r", "camera_info:=/camera/camera_info"]
+    if model_path:  # (an empty override does not parse: the YAML's "" means the shipped model)
+        node_args += ["-p", f"model_path:={model_path}"]
     print(f"[hpe-demo] starting head_pose_node ({backend}, CPU) and camera_player ({frames} frames at {rate_hz} Hz)", flush=True)
     head_pose = _start("hpe_ros.head_pose_node", node_args, out / "head_pose_node.log")
     player = None
     try:
         probe = node.create_publisher(Image, "/camera/image_raw", qos_profile_sensor_data)
         deadline = time.monotonic() + 120
-        while probe.get_subscription_count() < 2 and time.monotonic() < deadline:  # node + recorder
-            executor.spin_once(timeout_sec=0.1)
+        while probe.get_subscription_count() < 2 and time.monotonic() < deadline and head_pose.poll() is None:
+            executor.spin_once(timeout_sec=0.1)  # node + recorder subscribed
         node.destroy_publisher(probe)
         if head_pose.poll() is not None:
             raise RuntimeError(f"head_pose_node exited; see {out / 'head_pose_node.log'}")
