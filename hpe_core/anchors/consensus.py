@@ -210,7 +210,7 @@ def fuse_relative_estimates(
     # Pass 2: gaps between each anchor and that estimate; final robust fusion.
     gaps = np.asarray(geodesic_angle_deg(R_anchor_virt, (R_vq @ coarse.rotation)[None]), dtype=np.float64)
     weights = _normalised(params.weight(quality, gaps, uncertainty))
-    fused = average_transforms(T_query_cam, weights, robust=True)
+    fused = average_transforms(T_query_cam, weights, robust=True, tolerance_rad=1e-6)
     R_fused_virt = R_vq @ fused.transform[:3, :3]
     gaps = np.asarray(geodesic_angle_deg(R_anchor_virt, R_fused_virt[None]), dtype=np.float64)
 

@@ -145,7 +145,8 @@ def geodesic_median_rotation(
 
 
 def average_transforms(
-    transforms: ArrayLike, weights: Optional[ArrayLike] = None, robust: bool = True
+    transforms: ArrayLike, weights: Optional[ArrayLike] = None, robust: bool = True,
+    tolerance_rad: float = 1e-10,
 ) -> PoseMean:
     """Fuse several estimates of one rigid pose.
 
@@ -156,6 +157,8 @@ def average_transforms(
         transforms: ``[N, 4, 4]`` estimates of the same transform (e.g. ``T_cam_from_head``).
         weights: ``[N]`` non-negative weights; ``None`` for equal weights.
         robust: choose the median (True) or the mean (False) for both parts.
+        tolerance_rad: stopping step of the rotation median (radians); per-frame callers can
+            use a looser one (1e-6 rad is 6e-5 deg) for far fewer iterations.
 
     Returns:
         ``PoseMean`` with the fused ``[4, 4]`` transform and per-input residuals.
@@ -165,7 +168,7 @@ def average_transforms(
         raise ValueError(f"transforms must be [N, 4, 4], got {Ts.shape}")
     Rs, ts = Ts[:, :3, :3], Ts[:, :3, 3]
     _, w = _check_inputs(Rs, weights)
-    rot = geodesic_median_rotation(Rs, w) if robust else chordal_mean_rotation(Rs, w)
+    rot = geodesic_median_rotation(Rs, w, tolerance_rad=tolerance_rad) if robust else chordal_mean_rotation(Rs, w)
     t = _geometric_median(ts, w) if robust else (w[:, None] * ts).sum(axis=0)
     T = np.eye(4)
     T[:3, :3] = rot.rotation
