@@ -41,6 +41,10 @@ class PairConfig:
         max_shift: crop centre shift ~ U(-max_shift, max_shift) x side, per axis.
         augment: apply the shared photometric augmentation.
         seed: base seed; pair k of epoch e is drawn from (seed, e, k).
+        near_fraction: share of pairs whose query is drawn among the anchor's group members
+            within ``near_gap_deg`` of it (head-to-camera rotation angle), when it has any;
+            the others draw the query uniformly from the group. 0 = uniform (the paper).
+        near_gap_deg: the gap bound of those near pairs, degrees.
     """
 
     size: int = 224
@@ -49,6 +53,8 @@ class PairConfig:
     max_shift: float = 0.1
     augment: bool = True
     seed: int = 0
+    near_fraction: float = 0.0
+    near_gap_deg: float = 30.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,19 +66,40 @@ class PairConfig:
             raise ValueError(f"margin_range must satisfy 0 <= lo <= hi, got {self.margin_range}")
         if not 0.0 <= self.max_shift < 0.5:
             raise ValueError(f"max_shift must be in [0, 0.5), got {self.max_shift}")
+        if not 0.0 <= self.near_fraction <= 1.0:
+            raise ValueError(f"near_fraction must be in [0, 1], got {self.near_fraction}")
+        if not 0.0 < self.near_gap_deg <= 180.0:
+            raise ValueError(f"near_gap_deg must be in (0, 180], got {self.near_gap_deg}")
 
 
 class PairSampler:
-    """Deterministic choice of (anchor, query) sample indices of a :class:`LayoutReader`."""
+    """Deterministic choice of (anchor, query) sample indices of a :class:`LayoutReader`.
 
-    def __init__(self, reader: LayoutReader, seed: int = 0) -> None:
+    With ``near_fraction`` > 0 the head-to-camera rotations of all samples are read once (the
+    annotations, not the images), and that share of the pairs takes its query among the
+    anchor's group members within ``near_gap_deg`` of it.
+    """
+
+    def __init__(self, reader: LayoutReader, seed: int = 0, near_fraction: float = 0.0,
+                 near_gap_deg: float = 30.0) -> None:
         self.reader = reader
         self.seed = int(seed)
+        self.near_fraction = float(near_fraction)
         groups = reader.groups()
         self._group_of = {}
         for members in groups.values():
             for idx in members:
                 self._group_of[idx] = members
+        self._near_of: dict[int, list[int]] = {}
+        if self.near_fraction > 0.0:
+            rotations = [reader.load_annotation(s).R_h2c for s in reader.samples]
+            cos_bound = np.cos(np.deg2rad(near_gap_deg))
+            for members in groups.values():
+                R = np.stack([rotations[m] for m in members])  # [M, 3, 3]
+                # cos(angle(R_i R_j^T)) = (trace(R_i R_j^T) - 1) / 2
+                cos_gap = (np.einsum("iab,jab->ij", R, R) - 1.0) / 2.0
+                for i, m in enumerate(members):
+                    self._near_of[m] = [members[j] for j in np.flatnonzero(cos_gap[i] >= cos_bound) if j != i]
 
     def pair(self, index: int, epoch: int = 0) -> tuple[int, int]:
         """Anchor = sample ``index``; query = another sample of its (identity, lighting)."""
@@ -81,6 +108,10 @@ class PairSampler:
             raise ValueError(f"sample {index} has no partner with the same identity and lighting")
         rng = np.random.default_rng([self.seed, 7919, int(epoch), int(index)])
         others = [m for m in members if m != index]
+        if self.near_fraction > 0.0:
+            near = self._near_of.get(index, [])
+            if near and rng.uniform() < self.near_fraction:
+                return index, int(near[rng.integers(len(near))])
         return index, int(others[rng.integers(len(others))])
 
 
@@ -100,7 +131,7 @@ class HeadPairDataset(Dataset):
     def __init__(self, reader: LayoutReader, config: PairConfig = PairConfig()) -> None:
         self.reader = reader
         self.config = config
-        self.sampler = PairSampler(reader, config.seed)
+        self.sampler = PairSampler(reader, config.seed, config.near_fraction, config.near_gap_deg)
         self.augmenter = PairAugmenter() if config.augment else None
         self.epoch = 0
 

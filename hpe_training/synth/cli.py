@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--msaa", type=int, default=4, help="multisample anti-aliasing samples (0 = off)")
     p.add_argument("--no-photos", action="store_true", help="procedural backgrounds only")
     p.add_argument("--png-compression", type=int, default=3, help="PNG compression level 0-9")
+    p.add_argument("--near-fraction", type=float, default=0.0,
+                   help="share of views (after the first of each expression) posed within --near-max-deg "
+                        "of that first view, for small-gap pairs (0 = every pose drawn independently)")
+    p.add_argument("--near-max-deg", type=float, default=35.0, help="largest rotation of a near view (deg)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -43,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                           expressions=args.expressions, views=args.views, size=args.size,
                           seed=args.seed, identity_offset=args.identity_offset,
                           mesh_level=args.mesh_level, msaa=args.msaa, photos=not args.no_photos,
-                          png_compression=args.png_compression)
+                          png_compression=args.png_compression,
+                          near_fraction=args.near_fraction, near_max_deg=args.near_max_deg)
     except ValueError as exc:
         print(f"hpe-synth: {exc}", file=sys.stderr)
         return 2

@@ -52,6 +52,8 @@ class SynthConfig:
     photos: bool = True
     png_compression: int = 3
     writer_threads: int = 2
+    near_fraction: float = 0.0
+    near_max_deg: float = 35.0
 
     def __post_init__(self) -> None:
         for name in ("identities", "lightings", "expressions", "views"):
@@ -65,6 +67,10 @@ class SynthConfig:
             raise ValueError("mesh_level must be in [3, 7]")
         if self.msaa not in (0, 1, 2, 4, 8):
             raise ValueError("msaa must be one of 0, 1, 2, 4, 8")
+        if not 0.0 <= self.near_fraction <= 1.0:
+            raise ValueError(f"near_fraction must be in [0, 1], got {self.near_fraction}")
+        if not 0.0 < self.near_max_deg <= 180.0:
+            raise ValueError(f"near_max_deg must be in (0, 180], got {self.near_max_deg}")
 
 
 @dataclass
@@ -123,6 +129,7 @@ def dataset_meta(cfg: SynthConfig) -> dict:
         "image_size": [cfg.size, cfg.size],
         "mesh_level": cfg.mesh_level,
         "msaa_samples": cfg.msaa,
+        "near_views": {"fraction": cfg.near_fraction, "max_deg": cfg.near_max_deg},
         "photo_backgrounds": cfg.photos,
         "units": "metres",
         "head_frame": HEAD_FRAME_CONVENTION,
@@ -164,7 +171,8 @@ def generate(cfg: SynthConfig, progress: bool = True) -> dict:
                     light = sample_lighting(cfg.seed, ident, li)
                     r_h2w, t_h2w = sample_object_transform(cfg.seed, ident, li, e)
                     for v in range(cfg.views):
-                        view = sample_view(cfg.seed, ident, li, e, v, cfg.size, len(photos))
+                        view = sample_view(cfg.seed, ident, li, e, v, cfg.size, len(photos),
+                                           near_fraction=cfg.near_fraction, near_max_deg=cfg.near_max_deg)
                         t1 = time.perf_counter()
                         rv = render_view(renderer, head, view, light, r_h2w, t_h2w)
                         render_s += time.perf_counter() - t1

@@ -150,6 +150,42 @@ def sample_pose_deg(rng: np.random.Generator) -> tuple[float, float, float]:
     return one(YAW_RANGE, 35.0), one(PITCH_RANGE, 20.0), one(ROLL_RANGE, 12.0)
 
 
+def perturb_pose_deg(base_deg: tuple[float, float, float], rng: np.random.Generator,
+                     max_angle_deg: float) -> tuple[float, float, float]:
+    """A pose near ``base_deg``: ``R_base @ R_delta`` with ``R_delta`` a rotation of angle
+    ~ U(0, max_angle_deg) about a uniformly random axis, back in (yaw, pitch, roll) degrees and
+    clipped to the pose ranges (so the rendered gap can be a little smaller than drawn)."""
+    axis = rng.normal(size=3)
+    axis /= max(np.linalg.norm(axis), 1e-12)
+    delta = Rotation.from_rotvec(axis * np.deg2rad(rng.uniform(0.0, max_angle_deg)))
+    rot = Rotation.from_euler("YXZ", base_deg, degrees=True) * delta
+    yaw, pitch, roll = rot.as_euler("YXZ", degrees=True)
+    return (float(np.clip(yaw, -YAW_RANGE, YAW_RANGE)), float(np.clip(pitch, -PITCH_RANGE, PITCH_RANGE)),
+            float(np.clip(roll, -ROLL_RANGE, ROLL_RANGE)))
+
+
+def view_pose_deg(seed: int, identity: int, lighting: int, expr: int, view: int,
+                  near_fraction: float = 0.0, near_max_deg: float = 35.0) -> tuple[float, float, float]:
+    """Head pose (yaw, pitch, roll degrees) of one view.
+
+    Every view draws its own pose (:func:`sample_pose_deg`). With ``near_fraction`` > 0, each
+    view after the first is instead, with that probability, a perturbation of up to
+    ``near_max_deg`` of view 0's pose (same identity, lighting, expression), so that a group
+    holds pairs with small rotation gaps, which uniform draws over the full range rarely give
+    (the regime in which the node's anchors work). ``near_fraction = 0`` leaves every pose as
+    it was without the option.
+    """
+    rng = np.random.default_rng([int(seed), 4000037, int(identity), int(lighting), int(expr), int(view)])
+    pose = sample_pose_deg(rng)
+    if view == 0 or near_fraction <= 0.0:
+        return pose
+    near_rng = np.random.default_rng([int(seed), 4000039, int(identity), int(lighting), int(expr), int(view)])
+    if near_rng.uniform() >= near_fraction:
+        return pose
+    base = view_pose_deg(seed, identity, lighting, expr, 0)
+    return perturb_pose_deg(base, near_rng, near_max_deg)
+
+
 def make_intrinsics(size: int, fov_deg: float) -> np.ndarray:
     """Square-pixel pinhole K [3, 3] for a size x size image, principal point (size/2, size/2)."""
     f = (size / 2.0) / np.tan(np.deg2rad(fov_deg) / 2.0)
@@ -157,14 +193,17 @@ def make_intrinsics(size: int, fov_deg: float) -> np.ndarray:
 
 
 def sample_view(seed: int, identity: int, lighting: int, expr: int, view: int, size: int,
-                n_photos: int, euler_deg: tuple[float, float, float] | None = None) -> ViewSample:
+                n_photos: int, euler_deg: tuple[float, float, float] | None = None,
+                near_fraction: float = 0.0, near_max_deg: float = 35.0) -> ViewSample:
     """Sample camera intrinsics, head pose and background of one view.
 
     Args:
         euler_deg: force (yaw, pitch, roll) instead of sampling it (tests, demos).
+        near_fraction, near_max_deg: see :func:`view_pose_deg`.
     """
     rng = np.random.default_rng([int(seed), 4000037, int(identity), int(lighting), int(expr), int(view)])
-    pose = sample_pose_deg(rng)
+    pose = sample_pose_deg(rng)  # drawn first in any case: the camera draws below stay the same
+    pose = view_pose_deg(seed, identity, lighting, expr, view, near_fraction, near_max_deg)
     if euler_deg is not None:
         pose = tuple(float(v) for v in euler_deg)
     r_h2c = euler_to_matrix(*pose)

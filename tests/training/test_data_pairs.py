@@ -184,3 +184,48 @@ def test_targets_are_in_each_crops_virtual_camera(reader):
     # Off-centre crops: the virtual rotation is not the identity, so this differs from the
     # real-camera relative pose.
     assert max(geodesic_angle_deg(R, np.eye(3)) for *_, R in views) > 0.5
+
+
+def test_near_sampling_takes_queries_within_the_gap_bound(tmp_path):
+    """With near views in the data and near_fraction 1, every query whose anchor has a near
+    partner lies within near_gap_deg of it; near_fraction 0 keeps the uniform draw."""
+    if not egl_available():
+        pytest.skip("no headless EGL/OpenGL 3.3 (Mesa llvmpipe) here")
+    from hpe_core.geometry.rotations import geodesic_angle_deg
+    from hpe_training.synth.generator import SynthConfig, generate
+
+    generate(SynthConfig(out=tmp_path, identities=1, lightings=1, expressions=2, views=5, size=64, seed=4,
+                         mesh_level=3, msaa=0, near_fraction=1.0, near_max_deg=20.0), progress=False)
+    reader = LayoutReader(tmp_path)
+    R = [reader.load_annotation(s).R_h2c for s in reader.samples]
+    near = PairSampler(reader, seed=0, near_fraction=1.0, near_gap_deg=25.0)
+    uniform = PairSampler(reader, seed=0)
+    near_gaps, uniform_gaps = [], []
+    for epoch in range(4):
+        for i in range(len(reader)):
+            a, q = near.pair(i, epoch)
+            assert a == i and q != i
+            near_gaps.append(geodesic_angle_deg(R[q] @ R[a].T, np.eye(3)))
+            a, q = uniform.pair(i, epoch)
+            uniform_gaps.append(geodesic_angle_deg(R[q] @ R[a].T, np.eye(3)))
+    # every view 1..4 of an expression lies within 20 deg of its view 0, so every anchor has a
+    # near partner (pairs of views 1..4 can be up to 40 deg apart: bounded by the 25 deg rule)
+    assert max(near_gaps) <= 25.0 + 1e-6
+    assert max(uniform_gaps) > 25.0  # the other expression's views are far
+    with pytest.raises(ValueError, match="near_fraction"):
+        PairConfig(near_fraction=1.5)
+
+
+def test_near_views_stay_within_their_bound_of_view_zero():
+    from hpe_core.geometry.rotations import geodesic_angle_deg
+    from hpe_training.synth.scene import euler_to_matrix, view_pose_deg
+
+    for view in range(1, 30):
+        base = euler_to_matrix(*view_pose_deg(7, 3, 0, 1, 0))
+        pose = euler_to_matrix(*view_pose_deg(7, 3, 0, 1, view, near_fraction=1.0, near_max_deg=15.0))
+        assert geodesic_angle_deg(pose @ base.T, np.eye(3)) <= 15.0 + 1e-6
+    # without the option every pose is the independent draw it always was
+    independent = [view_pose_deg(7, 3, 0, 1, v) for v in range(1, 30)]
+    far = [geodesic_angle_deg(euler_to_matrix(*p) @ euler_to_matrix(*view_pose_deg(7, 3, 0, 1, 0)).T, np.eye(3))
+           for p in independent]
+    assert max(far) > 30.0
