@@ -32,6 +32,7 @@ setup(
             "hpe-bench = hpe_training.bench.cli:main",
             "hpe-synth = hpe_training.synth.cli:main",
             "hpe-train = hpe_training.train.cli:main",
+            "hpe-eval = hpe_training.evaluation.cli:main",
             "hpe-video = hpe_core.video_cli:main",
             "hpe-demo = hpe_ros.demo:main",
             "head_pose_node = hpe_ros.head_pose_node:main",

@@ -57,7 +57,7 @@ from hpe_training.synth.scene import (Lighting, ViewSample, body_transform, head
 from hpe_training.synth.writer import encode_png
 
 SEQUENCE_FORMAT_VERSION = 1
-KINDS = ("yaw_sweep", "crossing", "static")
+KINDS = ("yaw_sweep", "crossing", "static", "scan")
 
 #: Fixed, soft frontal "studio" lighting (camera frame; directions from the surface to the
 #: light, y down) used unless ``SequenceConfig.lighting`` picks a sampled one.
@@ -84,7 +84,11 @@ class SequenceConfig:
             away, so head 0 occludes head 1 in the middle), with a yaw wave of +-15 deg and a
             pitch wave of ``pitch_amp_deg`` (random phases from the seed);
             ``"static"``: one head, constant pose (``static_yaw_deg``, ``static_pitch_deg``,
-            roll 0) and no drift.
+            roll 0) and no drift;
+            ``"scan"``: one head sweeping the pose space like a BIWI subject: yaw
+            ``max_yaw_deg * sin(2 pi s)``, pitch ``pitch_amp_deg * sin(6 pi s + a)`` and roll
+            ``roll_amp_deg * sin(10 pi s + b)`` (phases a, b from the seed), with drift;
+            frame 0 has yaw 0.
         n_frames: number of frames N (>= 2).
         width, height: image size in pixels.
         hfov_deg: horizontal field of view, degrees.
@@ -93,8 +97,9 @@ class SequenceConfig:
         identity: identity index of head 0 (``sample_identity(seed, identity)``).
         second_identity: identity index of head 1 (two-head kinds); None -> ``identity + 1``.
         expression: expression preset name (:data:`hpe_training.synth.expression.PRESETS`).
-        max_yaw_deg: yaw amplitude of ``yaw_sweep`` (degrees, camera axes, < 90).
+        max_yaw_deg: yaw amplitude of ``yaw_sweep`` and ``scan`` (degrees, camera axes, < 90).
         pitch_amp_deg: pitch-wave amplitude (degrees).
+        roll_amp_deg: roll-wave amplitude of ``scan`` (degrees).
         distance_m: depth of head 0's centre (metres). 0.8 m at hfov 60 and 640 px gives a
             face about 80-100 px wide (MTCNN box), a good size for the detector.
         crossing_depth_gap_m: extra depth of head 1 in ``crossing`` (metres, > 0).
@@ -118,6 +123,7 @@ class SequenceConfig:
     expression: str = "neutral"
     max_yaw_deg: float = 60.0
     pitch_amp_deg: float = 8.0
+    roll_amp_deg: float = 0.0
     distance_m: float = 0.8
     crossing_depth_gap_m: float = 0.3
     crossing_half_range_m: float = 0.3
@@ -147,6 +153,8 @@ class SequenceConfig:
             raise ValueError(f"max_yaw_deg must be in [0, 90), got {self.max_yaw_deg}")
         if not 0.0 <= self.pitch_amp_deg <= 45.0:
             raise ValueError(f"pitch_amp_deg must be in [0, 45], got {self.pitch_amp_deg}")
+        if not 0.0 <= self.roll_amp_deg <= 40.0:
+            raise ValueError(f"roll_amp_deg must be in [0, 40], got {self.roll_amp_deg}")
         if not 0.3 <= self.distance_m <= 5.0:
             raise ValueError(f"distance_m must be in [0.3, 5], got {self.distance_m}")
         if not 0.0 < self.crossing_depth_gap_m <= 2.0:
@@ -263,6 +271,13 @@ def head_trajectory(config: SequenceConfig) -> tuple[np.ndarray, np.ndarray]:
             t[:, k, 2] = depth
             angles[:, k, 0] = 15.0 * np.sin(2.0 * np.pi * s + phases[k, 0])
             angles[:, k, 1] = config.pitch_amp_deg * np.sin(2.0 * np.pi * s + phases[k, 1])
+    elif config.kind == "scan":
+        angles[:, 0, 0] = config.max_yaw_deg * np.sin(2.0 * np.pi * s)
+        angles[:, 0, 1] = config.pitch_amp_deg * np.sin(6.0 * np.pi * s + phases[0, 0])
+        angles[:, 0, 2] = config.roll_amp_deg * np.sin(10.0 * np.pi * s + phases[0, 1])
+        t[:, 0, 0] = config.drift_m * np.sin(2.0 * np.pi * s + phases[0, 1])
+        t[:, 0, 1] = config.drift_m * np.sin(2.0 * np.pi * s + phases[0, 0])
+        t[:, 0, 2] = config.distance_m
     else:  # static
         angles[:, 0, 0] = config.static_yaw_deg
         angles[:, 0, 1] = config.static_pitch_deg
