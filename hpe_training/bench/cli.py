@@ -8,7 +8,10 @@ temporary directory first). For K = 1, 2, 4, 8 anchors it times
 * ``uncached``: ``estimate_from_crops(anchor_crops, query)``, anchors embedded every call;
 
 reports median and p90 over ``--runs`` calls after ``--warmup`` calls, the saving from caching,
-and each backend's ratio to torch eager, and names the machine.
+and each backend's ratio to torch eager, and names the machine. Then, per backend, the
+per-frame pipeline's stages (detection, crop, estimate, fuse; :mod:`.pipeline_stages`) on
+rendered 640x480 frames with one and with three faces (``--pipeline-frames``, 0 skips), and the
+process memory (resident and peak) after each backend.
 
 GPU mode (``--gpu``): the ``vggt-1b`` preset at 518x518 on CUDA in fp16 and bf16 (autocast),
 eager and torch.compile, plus TensorRT fp16 engines where TensorRT is installed. It runs only
@@ -31,6 +34,7 @@ from tqdm import tqdm
 
 from hpe_core.estimator.interface import RelativePoseEstimator
 from hpe_training.bench.machine import describe_machine, machine_info
+from hpe_training.bench.pipeline_stages import format_stages, memory_mib, time_pipeline_stages
 from hpe_training.bench.timing import measure_latency
 
 DEFAULT_ANCHOR_COUNTS = (1, 2, 4, 8)
@@ -50,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-onnxruntime", action="store_true", help="skip the ONNX Runtime backend")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch and ONNX Runtime (0: leave the defaults)")
+    parser.add_argument("--pipeline-frames", type=int, default=20,
+                        help="frames of the 1- and 3-face pipeline-stage runs per backend (0: skip)")
     parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
@@ -177,21 +183,37 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     anchors = random_crops(max(args.anchors), input_size, args.seed)
     query = random_crops(1, input_size, args.seed + 1)[0]
     rows: list[dict[str, Any]] = []
+    stage_rows: list[dict[str, Any]] = []
     reference = ""
+    streams, detector = [], None
+    if args.pipeline_frames > 0:
+        from hpe_core.detection.mtcnn import MtcnnConfig, MtcnnFaceDetector
+        from hpe_training.bench.streams import face_stream
+
+        print("[hpe-bench] rendering the 1- and 3-face 640x480 streams", flush=True)
+        streams = [face_stream(n, args.pipeline_frames) for n in (1, 3)]
+        detector = MtcnnFaceDetector(MtcnnConfig(device=device, min_face_size=40, thresholds=(0.6, 0.7, 0.9)))
     with tempfile.TemporaryDirectory(prefix="hpe-bench-") as tmp:
         makers = (_gpu_estimators if args.gpu else _cpu_estimators)(args, model, Path(tmp))
-        with tqdm(total=len(makers) * len(args.anchors), desc="hpe-bench", unit="setting") as progress:
+        total = len(makers) * (len(args.anchors) + len(streams))
+        with tqdm(total=total, desc="hpe-bench", unit="setting") as progress:
             for make in makers:
                 estimator = make()
                 reference = reference or estimator.describe()
                 progress.set_postfix_str(estimator.describe())
                 rows.extend(time_estimator(estimator, anchors, query, args.anchors, args.runs, args.warmup,
                                            progress))
+                rows[-1]["memory_after"] = memory_mib()
+                for stream in streams:
+                    stage_rows.append({"backend": estimator.describe(),
+                                       **time_pipeline_stages(estimator, detector, stream)})
+                    progress.update(1)
     add_ratios(rows, reference)
     return {"mode": "gpu" if args.gpu else "cpu", "preset": preset, "input_size_hw": list(input_size),
             "parameters": sum(p.numel() for p in model.parameters()),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
-            "reference_backend": reference, "results": rows}
+            "reference_backend": reference, "results": rows, "pipeline_stages": stage_rows,
+            "memory_end": memory_mib()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -207,6 +229,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"input {results['input_size_hw'][0]}x{results['input_size_hw'][1]}, "
           f"{args.runs} timed runs after {args.warmup} warm-up, {results['date_utc']}\n")
     print(format_table(results["results"], results["reference_backend"]))
+    if results["pipeline_stages"]:
+        print("\npipeline stages (640x480 stream, random weights of the same preset):")
+        print(format_stages(results["pipeline_stages"]))
+    mem = results["memory_end"]
+    if mem:
+        print(f"\nprocess memory: resident {mem.get('rss_mib', 0):.0f} MiB, peak {mem.get('peak_rss_mib', 0):.0f} MiB")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -12,9 +12,10 @@ from hpe_training.bench.timing import measure_latency
 def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["--preset", "tiny", "--runs", "2", "--warmup", "1", "--anchors", "1", "2",
-                 "--threads", "1", "--json", str(out)]) == 0
+                 "--threads", "1", "--pipeline-frames", "6", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "machine:" in printed and "logical cores" in printed and "cache saving" in printed
+    assert "pipeline stages" in printed and "peak" in printed
     results = json.loads(out.read_text())
     assert results["preset"] == "tiny" and results["input_size_hw"] == [56, 56]
     assert results["machine"]["torch"] == torch.__version__ and results["machine"]["onnxruntime"]
@@ -29,6 +30,17 @@ def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
     assert [r["ratio_to_reference"] for r in rows[:2]] == [1.0, 1.0]
     assert rows[2]["ratio_to_reference"] == pytest.approx(
         rows[2]["cached"]["median_ms"] / rows[0]["cached"]["median_ms"])
+    # pipeline stages: per backend, one and three faces, every stage timed
+    stages = results["pipeline_stages"]
+    assert [(r["backend"].split()[0], r["faces"]) for r in stages] == [
+        ("torch", 1), ("torch", 3), ("onnxruntime", 1), ("onnxruntime", 3)]
+    for r in stages:
+        assert r["frames_timed"] == 3
+        assert set(r["stages"]) == {"detect", "crop", "estimate", "fuse", "total"}
+        assert r["stages"]["total"]["median_ms"] >= r["stages"]["detect"]["median_ms"] > 0
+    three = [r for r in stages if r["faces"] == 3]
+    assert all(r["mean_heads_estimated"] >= 2 for r in three)  # MTCNN finds the side-by-side heads
+    assert results["memory_end"]["peak_rss_mib"] >= results["memory_end"]["rss_mib"] > 50
 
 
 def test_gpu_mode_says_why_it_cannot_run(capsys):
