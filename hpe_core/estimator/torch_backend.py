@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from hpe_core.estimator.interface import RelativePoseEstimator
 
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 
 def resolve_torch_device(device: str) -> torch.device:
@@ -43,6 +44,9 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         input_size: ``(H, W)`` crop size in pixels; defaults to ``(img_size, img_size)``
             of the model config. Both must be multiples of the patch size.
         compile: wrap the two model stages in ``torch.compile``.
+        compile_mode: ``torch.compile`` mode when ``compile`` is set: ``"default"``, or
+            ``"reduce-overhead"`` (CUDA graphs on a GPU: the kernel launches of a call are
+            recorded once and replayed), or ``"max-autotune"``.
     """
 
     name = "torch"
@@ -54,7 +58,10 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         precision: str = "fp32",
         input_size: Optional[tuple[int, int]] = None,
         compile: bool = False,
+        compile_mode: str = "default",
     ) -> None:
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
         if precision not in PRECISION_DTYPES:
             raise ValueError(f"precision must be one of {sorted(PRECISION_DTYPES)}, got {precision!r}")
         self._device = resolve_torch_device(device)
@@ -69,9 +76,10 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         self._embed_fn: Callable[..., Any] = model.embed_frames
         self._pose_fn: Callable[..., Any] = model.forward_from_patch_tokens
         if compile:
-            self._embed_fn = torch.compile(self._embed_fn)
-            self._pose_fn = torch.compile(self._pose_fn)
+            self._embed_fn = torch.compile(self._embed_fn, mode=compile_mode)
+            self._pose_fn = torch.compile(self._pose_fn, mode=compile_mode)
         self._compiled = compile
+        self._compile_mode = compile_mode
         config_digest = hashlib.sha256(config.to_json().encode()).hexdigest()[:12]
         self._feature_key = f"torch:{id(self._model):x}:{config_digest}:{self._precision}"
 
@@ -97,7 +105,9 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         return self._feature_key
 
     def describe(self) -> str:
-        suffix = ", torch.compile" if self._compiled else ""
+        suffix = ""
+        if self._compiled:
+            suffix = ", torch.compile" + ("" if self._compile_mode == "default" else f" {self._compile_mode}")
         return super().describe() + suffix
 
     def _autocast(self) -> ContextManager[Any]:

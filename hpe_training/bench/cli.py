@@ -14,8 +14,10 @@ rendered 640x480 frames with one and with three faces (``--pipeline-frames``, 0 
 process memory (resident and peak) after each backend.
 
 GPU mode (``--gpu``): the ``vggt-1b`` preset at 518x518 on CUDA in fp16 and bf16 (autocast),
-eager and torch.compile, plus TensorRT fp16 engines where TensorRT is installed. It runs only
-where torch sees a CUDA GPU, and says so (exit status 2) otherwise.
+eager, torch.compile and torch.compile with CUDA graphs (``reduce-overhead``), plus TensorRT
+fp16 engines where TensorRT is installed; each row also gives the achieved TFLOP/s of the
+cached estimate and its fraction of the GPU's dense peak (:mod:`.flops`). It runs only where
+torch sees a CUDA GPU, and says so (exit status 2) otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_training.bench.flops import cached_estimate_flops, fraction_of_peak, peak_tflops
 from hpe_training.bench.machine import describe_machine, machine_info
 from hpe_training.bench.pipeline_stages import format_stages, memory_mib, time_pipeline_stages
 from hpe_training.bench.timing import measure_latency
@@ -57,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pipeline-frames", type=int, default=20,
                         help="frames of the 1- and 3-face pipeline-stage runs per backend (0: skip)")
     parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
+    parser.add_argument("--gpu-peak-tflops", type=float, default=None,
+                        help="dense bf16/fp16 peak of the GPU, TFLOP/s (default: from the built-in table)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 
@@ -92,6 +97,15 @@ def add_ratios(rows: list[dict[str, Any]], reference: str) -> None:
             row["ratio_to_reference"] = row["cached"]["median_ms"] / ref[row["K"]]
 
 
+def add_gpu_throughput(rows: list[dict[str, Any]], config, input_size: tuple[int, int],
+                       peak: Optional[float]) -> None:
+    """Add ``flops``, ``achieved_tflops`` and ``fraction_of_peak`` (cached estimate) to each row."""
+    flops = {k: cached_estimate_flops(config, k, input_size) for k in sorted({r["K"] for r in rows})}
+    for row in rows:
+        row["flops"] = flops[row["K"]]
+        row.update(fraction_of_peak(flops[row["K"]], row["cached"]["median_ms"], peak))
+
+
 def format_table(rows: list[dict[str, Any]], reference: str) -> str:
     """Plain-text table of the rows."""
     header = (f"{'backend':<48} {'K':>2}  {'cached med/p90 ms':>18}  {'uncached med/p90 ms':>20}  "
@@ -104,6 +118,11 @@ def format_table(rows: list[dict[str, Any]], reference: str) -> str:
         lines.append(f"{row['backend']:<48} {row['K']:>2}  {c['median_ms']:>8.1f} /{c['p90_ms']:>8.1f}  "
                      f"{u['median_ms']:>9.1f} /{u['p90_ms']:>9.1f}  {100 * row['cache_saving']:>11.0f}%  "
                      f"{ratio_text}")
+    for row in rows:
+        if "achieved_tflops" in row:
+            frac = row["fraction_of_peak"]
+            lines.append(f"{row['backend']:<48} K={row['K']}: {row['flops'] / 1e12:.2f} TFLOP per cached estimate, "
+                         f"{row['achieved_tflops']:.1f} TFLOP/s" + (f" = {100 * frac:.1f} % of peak" if frac else ""))
     lines.append(f"x ref = cached median / cached median of: {reference}")
     return "\n".join(lines)
 
@@ -134,9 +153,9 @@ def _gpu_estimators(args: argparse.Namespace, model: torch.nn.Module, workdir: P
 
     makers: list[Callable[[], RelativePoseEstimator]] = []
     for precision in ("fp16", "bf16"):
-        for compiled in (False, True):
-            makers.append(lambda p=precision, c=compiled: TorchRelativePoseEstimator(
-                model, device="cuda", precision=p, compile=c))
+        for compiled, mode in ((False, "default"), (True, "default"), (True, "reduce-overhead")):
+            makers.append(lambda p=precision, c=compiled, m=mode: TorchRelativePoseEstimator(
+                model, device="cuda", precision=p, compile=c, compile_mode=m))
     reason = tensorrt_availability()
     if reason is not None:
         print(f"[hpe-bench] TensorRT not timed: {reason}", flush=True)
@@ -209,6 +228,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
                                        **time_pipeline_stages(estimator, detector, stream)})
                     progress.update(1)
     add_ratios(rows, reference)
+    if args.gpu:
+        add_gpu_throughput(rows, config, input_size, args.gpu_peak_tflops or peak_tflops(info.get("cuda_device")))
     return {"mode": "gpu" if args.gpu else "cpu", "preset": preset, "input_size_hw": list(input_size),
             "parameters": sum(p.numel() for p in model.parameters()),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,

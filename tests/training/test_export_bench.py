@@ -56,3 +56,20 @@ def test_measure_latency_counts_calls():
     assert len(calls) == 7 and stats.runs == 5 and stats.warmup == 2
     with pytest.raises(ValueError):
         measure_latency(lambda: None, runs=0, warmup=0)
+
+
+def test_flops_of_a_cached_estimate_and_fraction_of_peak():
+    """FLOPs grow with K by the pair stage only (the query is embedded once), and the
+    fraction of peak is achieved / peak."""
+    from hpe_core.vggt.config import get_preset
+    from hpe_training.bench.flops import cached_estimate_flops, fraction_of_peak, peak_tflops
+
+    config = get_preset("tiny")
+    f1, f2, f4 = (cached_estimate_flops(config, k, (56, 56)) for k in (1, 2, 4))
+    assert 0 < f1 < f2 < f4
+    assert f4 - f2 == pytest.approx(2 * (f2 - f1), rel=1e-6)  # linear in K: one pair stage per anchor
+    out = fraction_of_peak(int(2e12), 4.0, 989.0)
+    assert out["achieved_tflops"] == pytest.approx(500.0) and out["fraction_of_peak"] == pytest.approx(500 / 989)
+    assert fraction_of_peak(int(1e12), 1.0, None)["fraction_of_peak"] is None
+    assert peak_tflops("NVIDIA H200") == 989.0 and peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert peak_tflops("Some GPU") is None and peak_tflops(None) is None
