@@ -5,11 +5,14 @@ Registered through the backend registry's plugin mechanism: a node process start
 ``backend:=faulty``. It is the real ONNX Runtime CPU estimator of the model directory, except
 that while the file named by ``$HPE_FAULTY_BACKEND_TRIGGER`` exists every call raises
 ``RuntimeError`` (as a crashed GPU, a lost device or a bad driver would). Tests create and
-delete that file to make the backend fail mid-stream and recover.
+delete that file to make the backend fail mid-stream and recover. A trigger file that holds
+``delay:<seconds>`` makes every call that much slower instead (a slow model, to check that a
+fast camera makes the node drop frames rather than queue them).
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +36,15 @@ class FaultyEstimator(OnnxRuntimeRelativePoseEstimator):
         self.failures = 0
 
     def _check(self) -> None:
-        if self.trigger.exists():
-            self.failures += 1
-            raise RuntimeError(f"injected backend fault #{self.failures} (trigger file {self.trigger} exists)")
+        try:
+            text = self.trigger.read_text().strip()
+        except OSError:  # no trigger file: behave
+            return
+        if text.startswith("delay:"):
+            time.sleep(float(text.split(":", 1)[1]))
+            return
+        self.failures += 1
+        raise RuntimeError(f"injected backend fault #{self.failures} (trigger file {self.trigger} exists)")
 
     def _embed(self, images: np.ndarray) -> Any:
         self._check()
