@@ -14,6 +14,7 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
+from hpe_ros.pose_conversion import time_msg_from_seconds  # noqa: E402
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors  # noqa: E402
 from node_harness import NODE, Client, Feeder, NodeProcess, heads_after, wait_for  # noqa: E402
 
@@ -103,6 +104,7 @@ def test_bad_frame_reported_and_node_keeps_serving(system, frames):
     feeder = Feeder(client, frames, K, CAMERA_FRAME)
     bad = Image(height=480, width=640, encoding="rgb8", step=100, data=bytes(100 * 480))
     bad.header.frame_id = CAMERA_FRAME
+    bad.header.stamp = time_msg_from_seconds(Feeder.next_stamp())  # new: an old stamp is dropped first
     n_diag = len(client.diagnostics)
     client.publish_raw(bad)
     assert wait_for(lambda: any(s.level == b"\x02" and "step" in s.message + "".join(v.value for v in s.values)
