@@ -131,12 +131,14 @@ def answers(client: Any, record: StreamRecord) -> list[tuple[tuple[int, int], fl
 
 
 def memory_slope_mb_per_min(samples: Sequence[tuple[float, int]], skip_s: float = 60.0) -> Optional[float]:
-    """Least-squares slope of resident memory, MB per minute, over samples after the first
-    ``skip_s`` seconds (warm-up; all samples when the run is shorter); ``None`` below 3 samples."""
+    """Least-squares slope of resident memory, MB per minute, over the samples after a warm-up of
+    ``skip_s`` seconds or a fifth of the run, whichever is shorter (all samples when fewer than 3
+    remain); ``None`` below 3 samples."""
     if len(samples) < 3:
         return None
     t0 = samples[0][0]
-    later = [(t, b) for t, b in samples if t - t0 >= skip_s]
+    skip = min(skip_s, 0.2 * (samples[-1][0] - t0))
+    later = [(t, b) for t, b in samples if t - t0 >= skip]
     use = later if len(later) >= 3 else list(samples)
     t = np.array([s[0] for s in use]) / 60.0
     mb = np.array([s[1] for s in use]) / 1e6
@@ -166,6 +168,8 @@ def summarize(client: Any, record: StreamRecord) -> dict[str, Any]:
         mb = [b / 1e6 for _, b in record.rss]
         summary.update(rss_first_mb=mb[0], rss_last_mb=mb[-1], rss_max_mb=max(mb),
                        rss_samples=len(mb), rss_slope_mb_per_min=memory_slope_mb_per_min(record.rss))
+        t0 = record.rss[0][0]
+        summary["rss_series"] = [(round(t - t0, 1), round(b / 1e6, 1)) for t, b in record.rss]
     return summary
 
 
@@ -218,7 +222,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     loopback_env()
     log = args.log or Path(tempfile.mkdtemp(prefix="hpe_soak_")) / "node.log"
-    overrides: dict[str, Any] = {"backend": args.backend, "model_path": args.model_path, "diagnostics_period_s": 1.0}
+    overrides: dict[str, Any] = {"backend": args.backend, "diagnostics_period_s": 1.0}
+    if args.model_path:  # an empty override cannot be passed on the command line
+        overrides["model_path"] = args.model_path
     overrides.update(_param_overrides(args.param))
     remaps = {"image": f"{CAMERA_NS}/image", "camera_info": f"{CAMERA_NS}/camera_info"}
     print(f"[hpe-soak] {describe_machine(machine_info())}", flush=True)
@@ -226,7 +232,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     node = NodeProcess(overrides, log, remaps=remaps)
     client = Client(camera_ns=CAMERA_NS)
     try:
-        if not client.wait_connected(120.0):
+        wait_for(lambda: node.proc.poll() is not None or client.wait_connected(0.5), 120.0)
+        if node.proc.poll() is not None or not client.wait_connected(1.0):
             print("[hpe-soak] the node did not come up:\n" + node.log(), file=sys.stderr)
             return 1
         frames = pan_frames(args.width, args.height)
@@ -251,10 +258,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         client.close()
         node.stop()
     print("[hpe-soak] summary")
+    series = summary.pop("rss_series", [])
     for key, value in summary.items():
         print(f"  {key:28s} {value:.1f}" if isinstance(value, float) else f"  {key:28s} {value}")
+    if series:
+        print("  node RSS over time (s, MB)  " + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in series))
     if args.json is not None:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        args.json.write_text(json.dumps({**summary, "rss_series": series}, indent=1) + "\n")
     return 0
 
 
