@@ -30,6 +30,7 @@ setup(
             "hpe-vggt-parity = hpe_core.vggt.parity_cli:main",
             "hpe-export = hpe_training.export.cli:main",
             "hpe-bench = hpe_training.bench.cli:main",
+            "hpe-soak = hpe_training.bench.soak:main",
             "hpe-synth = hpe_training.synth.cli:main",
             "hpe-train = hpe_training.train.cli:main",
             "hpe-eval = hpe_training.evaluation.cli:main",

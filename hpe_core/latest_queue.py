@@ -17,7 +17,8 @@ class LatestQueue(Generic[T]):
     """Drop-oldest queue of at most ``capacity`` items (1 = latest frame wins).
 
     ``put`` never blocks; ``get`` blocks until an item arrives, ``timeout_s`` passes, or the
-    queue is closed. ``dropped`` counts items discarded unseen.
+    queue is closed. ``dropped`` counts items discarded unseen; ``high_water`` is the most items
+    ever waiting at once (never above ``capacity``: the bound that diagnostics report).
     """
 
     def __init__(self, capacity: int = 1) -> None:
@@ -29,6 +30,7 @@ class LatestQueue(Generic[T]):
         self._closed = False
         self.dropped = 0
         self.put_count = 0
+        self.high_water = 0
 
     def put(self, item: T) -> bool:
         """Add ``item``; returns False (and drops it) only when the queue is closed."""
@@ -40,6 +42,7 @@ class LatestQueue(Generic[T]):
                 self._items.popleft()
                 self.dropped += 1
             self._items.append(item)
+            self.high_water = max(self.high_water, len(self._items))
             self._cond.notify()
             return True
 

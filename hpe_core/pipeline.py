@@ -63,6 +63,18 @@ class PipelineError(RuntimeError):
     """A request the pipeline cannot serve (no such track, no face in view, ...)."""
 
 
+class StaleFrameError(ValueError):
+    """A frame whose stamp is older than the last processed one (it is not processed)."""
+
+
+class BackendError(RuntimeError):
+    """The estimator (inference backend) failed on a frame; ``__cause__`` is its exception.
+
+    Distinguishes a failing backend (retry, fall back to another backend) from bad input
+    (``ValueError``: skip the frame).
+    """
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Settings of :class:`HeadPosePipeline` (validated).
@@ -236,15 +248,21 @@ class HeadPosePipeline:
 
         Args:
             image_rgb: ``uint8`` ``[H, W, 3]`` RGB.
-            stamp_s: capture time in seconds; must not go backwards (raises ``ValueError``).
+            stamp_s: capture time in seconds; must not go backwards.
             intrinsics: ``[3, 3]`` camera K, or ``None`` for ``default_hfov_deg``.
+
+        Raises:
+            ValueError: not a uint8 ``[H, W, 3]`` image (nothing changes).
+            StaleFrameError: ``stamp_s`` is older than the previous frame's (nothing changes).
+            BackendError: the estimator raised; the frame gives no result, the tracks and
+                anchors stay usable for the next frame.
         """
         image = np.asarray(image_rgb)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
             raise ValueError(f"image must be uint8 [H, W, 3] RGB, got {image.dtype} {image.shape}")
         with self._lock:
             if self._last_stamp is not None and stamp_s < self._last_stamp:
-                raise ValueError(f"frame stamp {stamp_s:.6f} s is older than the last one {self._last_stamp:.6f} s")
+                raise StaleFrameError(f"frame stamp {stamp_s:.6f} s is older than the last one {self._last_stamp:.6f} s")
             self._last_stamp = stamp_s
             h, w = image.shape[:2]
             K = resolve_intrinsics(intrinsics, w, h, self.config.default_hfov_deg)
@@ -313,9 +331,13 @@ class HeadPosePipeline:
         prior = self._last_rotation.get(person, anchors[0].rotation_cam)
         selection = self.pool.select(person, prior, view.virtual_from_cam)
         chosen = list(selection.anchors)
-        features = anchor_features(chosen, self.estimator)
         t0 = time.perf_counter()
-        rel = self.estimator.estimate(features, view.crop)
+        try:
+            features = anchor_features(chosen, self.estimator)
+            rel = self.estimator.estimate(features, view.crop)
+        except Exception as exc:  # noqa: BLE001 - any estimator failure is a backend failure
+            raise BackendError(f"estimator {type(self.estimator).__name__} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
         spent = time.perf_counter() - t0
         fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
                                         self.config.consensus)

@@ -2,18 +2,24 @@
 
 Stats keys understood (all optional; unknown keys are published as strings too):
 
-==================  ===========================  ============================================
-key                 type                         meaning
-==================  ===========================  ============================================
-enabled             bool                         processing switched on (``enable`` service)
-rate_hz             float                        processed frames per second (recent window)
-latency_ms          Mapping[str, float]          latency per stage, ms (e.g. detect, estimate)
-backend             str                          estimator backend (cpu / cuda / tensorrt)
-anchors_per_track   Mapping[track id, int]       anchors held per track
-last_error          str or None                  text of the last error (empty/None = none)
-last_error_age_s    float or None                seconds since that error
-dropped_frames      int                          frames dropped by the input queue (total)
-==================  ===========================  ============================================
+====================  ===========================  ============================================
+key                   type                         meaning
+====================  ===========================  ============================================
+enabled               bool                         processing switched on (``enable`` service)
+rate_hz               float                        processed frames per second (recent window)
+latency_ms            Mapping[str, float]          latency per stage, ms (e.g. detect, estimate)
+backend               str                          estimator backend (cpu / cuda / tensorrt)
+anchors_per_track     Mapping[track id, int]       anchors held per track
+last_error            str or None                  text of the last error (empty/None = none)
+last_error_age_s      float or None                seconds since that error
+dropped_frames        int                          frames dropped by the input queue (total)
+queue_capacity        int                          size of the node's latest-wins input queue
+queue_high_water      int                          most frames ever waiting in it (<= capacity)
+frames_out_of_order   int                          frames dropped: stamp not later than the last
+                                                   processed one (``hpe_core.frame_order``)
+frames_too_old        int                          frames dropped: older than ``max_frame_age_s``
+                                                   behind the newest stamp seen
+====================  ===========================  ============================================
 
 Level rules (first match wins; thresholds in :class:`DiagnosticRules`):
 

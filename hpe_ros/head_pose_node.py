@@ -12,6 +12,11 @@ the model); one worker thread converts, runs the :class:`~hpe_core.pipeline.Head
 and publishes. A slow model drops frames instead of piling them up. Services run in their own
 callback group (a multi-threaded executor serves them while frames are processed).
 
+Bad input never stops the worker: a frame that cannot be converted, is out of order or too old
+(:mod:`hpe_core.frame_order`: frames whose stamp is not later than the last processed one are
+dropped and counted in ``frames_out_of_order``) or makes the backend fail is logged, counted
+and shown in /diagnostics, and the next frame is processed as usual.
+
 Topics (relative names; remap them in the launch file):
   in   image (sensor_msgs/Image) or image/compressed, camera_info
   out  head_pose (hpe_ros/HeadPoseArray), /tf (tf2_msgs/TFMessage: face_<id>, gaze_<id> as
@@ -44,8 +49,9 @@ from visualization_msgs.msg import MarkerArray
 
 from hpe_core.anchors import persistence as pool_files
 from hpe_core.anchors.policy import AnchorPolicy
+from hpe_core.frame_order import FrameOrderGate
 from hpe_core.latest_queue import LatestQueue
-from hpe_core.pipeline import FrameResult, HeadPosePipeline, PipelineConfig, PipelineError
+from hpe_core.pipeline import BackendError, FrameResult, HeadPosePipeline, PipelineConfig, PipelineError
 from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_pipeline
 from hpe_ros.anchor_files import AnchorPathError, resolve_anchor_path
 from hpe_ros.camera_info_conversion import CameraInfoError, intrinsics_from_camera_info
@@ -83,8 +89,7 @@ class HeadPoseNode(LifecycleNode):
         self._config_dirty = False
         self._intrinsics: Optional[tuple[np.ndarray, int, int]] = None
         self._camera_info_problem = ""
-        self._newest_stamp: Optional[float] = None
-        self._last_processed_stamp: Optional[float] = None
+        self._gate = FrameOrderGate()
         self._backend_in_use = ""
         self._stats = NodeStats()
         self._entities: list[Any] = []
@@ -165,6 +170,7 @@ class HeadPoseNode(LifecycleNode):
             self.create_timer(self.p("diagnostics_period_s"), self._publish_diagnostics),
         ]
         self._queue = LatestQueue(self.p("queue_size"))
+        self._gate.reset()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="hpe_worker", daemon=True)
         self._worker.start()
@@ -249,6 +255,12 @@ class HeadPoseNode(LifecycleNode):
 
     def _handle(self, msg) -> None:
         stamp = seconds_from_time_msg(msg.header.stamp)
+        self._gate.max_age_s = self.p("max_frame_age_s")
+        verdict = self._gate.admit(stamp)
+        if not verdict.admitted:  # out of order or too old: see hpe_core.frame_order
+            self._stats.frame_skipped(verdict.reason)
+            self.get_logger().warning(verdict.reason, throttle_duration_sec=2.0)
+            return
         try:
             max_pixels = self.p("max_image_pixels")
             if isinstance(msg, CompressedImage):
@@ -258,15 +270,6 @@ class HeadPoseNode(LifecycleNode):
         except ImageConversionError as exc:
             self._stats.frame_skipped(f"image: {exc}")
             self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=2.0)
-            return
-        if self._last_processed_stamp is not None and stamp < self._last_processed_stamp:
-            self._stats.frame_skipped(f"frame stamp {stamp:.3f} s is older than the last processed one")
-            return
-        max_age = self.p("max_frame_age_s")
-        newest = max(stamp, self._newest_stamp or stamp)
-        self._newest_stamp = newest
-        if max_age > 0 and newest - stamp > max_age:
-            self._stats.frame_skipped(f"frame {newest - stamp:.2f} s older than the newest")
             return
         K = None
         if self._intrinsics is not None:
@@ -278,7 +281,7 @@ class HeadPoseNode(LifecycleNode):
         result = self._run_pipeline(rgb, stamp, K)
         if result is None:
             return
-        self._last_processed_stamp = stamp
+        self._gate.processed(stamp)
         self._stats.frame_done(result.timings_ms)
         self._publish(msg.header, rgb, result)
 
@@ -286,14 +289,14 @@ class HeadPoseNode(LifecycleNode):
         assert self._pipeline is not None
         try:
             return self._pipeline.process(rgb, stamp, K)
-        except ValueError as exc:  # bad input to the pipeline (stamps, sizes): skip the frame
-            self._stats.frame_skipped(str(exc))
-            return None
-        except Exception as exc:  # noqa: BLE001 - a backend failure
-            self._stats.frame_failed(f"backend: {type(exc).__name__}: {exc}")
-            self.get_logger().error(f"backend failed: {exc}")
+        except BackendError as exc:  # the estimator failed: report, maybe fall back, go on
+            self._stats.frame_failed(f"backend {self._backend_in_use}: {exc}")
+            self.get_logger().error(f"backend failed: {exc}", throttle_duration_sec=2.0)
             if self.p("fallback_to_cpu") and self._backend_in_use != "onnxruntime/cpu/fp32":
                 self._fall_back_to_cpu()
+            return None
+        except ValueError as exc:  # bad input to the pipeline (stamps, sizes): skip the frame
+            self._stats.frame_skipped(str(exc))
             return None
 
     def _fall_back_to_cpu(self) -> None:
@@ -368,6 +371,10 @@ class HeadPoseNode(LifecycleNode):
         stats["enabled"] = bool(self._enabled and self._active)
         stats["backend"] = self._backend_in_use
         stats["dropped_frames"] = self._queue.dropped
+        stats["queue_capacity"] = self._queue.capacity
+        stats["queue_high_water"] = self._queue.high_water
+        stats["frames_out_of_order"] = self._gate.out_of_order
+        stats["frames_too_old"] = self._gate.too_old
         stats["camera_info"] = self._camera_info_problem or ("ok" if self._intrinsics is not None else "none received")
         pipeline = self._pipeline
         if pipeline is not None:

@@ -41,7 +41,7 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # -- model and backend (start-up only)
-    ParameterSpec("backend", "onnxruntime", "inference backend", choices=("onnxruntime", "torch", "tensorrt"), read_only=True),
+    ParameterSpec("backend", "onnxruntime", "inference backend: onnxruntime, torch, tensorrt, or one registered by a plugin (HPE_BACKEND_PLUGINS)", read_only=True),
     ParameterSpec("model_path", "", "model directory (ONNX export or torch checkpoint); empty = the shipped default model", read_only=True),
     ParameterSpec("device", "cpu", "cpu, cuda or cuda:N", read_only=True),
     ParameterSpec("precision", "fp32", "fp32, fp16 or bf16 (fp16/bf16 need CUDA)", choices=("fp32", "fp16", "bf16"), read_only=True),
@@ -102,6 +102,11 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f"{name} must be >= {spec.min_value}, got {value!r}"
     if spec.max_value is not None and value > spec.max_value:
         return f"{name} must be <= {spec.max_value}, got {value!r}"
+    if name == "backend":
+        from hpe_core.estimator.registry import backend_names  # imports torch: only when asked
+
+        if value not in backend_names():
+            return f"backend must be one of {list(backend_names())}, got {value!r}"
     if name == "device" and not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
         return f"device must be cpu, cuda or cuda:N, got {value!r}"
     if name in ("frames.face_prefix", "frames.gaze_prefix") and (not value or "/" in value or " " in value):

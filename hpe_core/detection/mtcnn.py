@@ -84,13 +84,17 @@ class MtcnnFaceDetector:
 
         Returns:
             Detections with boxes ``[x1, y1, x2, y2]`` and 5 landmarks in pixels of
-            ``image_rgb``, sorted by descending score.
+            ``image_rgb``, sorted by descending score. An image whose shorter side is below
+            ``min_face_size`` cannot hold a face of the searched size: no detections (MTCNN's
+            image pyramid would be empty).
         """
         image = np.asarray(image_rgb)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
                 f"image_rgb must be uint8 [H, W, 3], got {image.dtype} {image.shape}"
             )
+        if min(image.shape[:2]) < self.config.min_face_size:
+            return []
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(np.ascontiguousarray(image), landmarks=True)
         if boxes is None:

@@ -106,6 +106,42 @@ def read_manifest(export_dir: Union[str, Path]) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+class ExportFileError(ValueError):
+    """An export directory's file does not match its manifest (truncated, replaced, corrupt)."""
+
+
+def verify_export_files(export_dir: Union[str, Path]) -> None:
+    """Check every file the manifest lists against its recorded size and SHA-256.
+
+    Run before a backend hands the graphs to ONNX Runtime or TensorRT, so that a truncated,
+    corrupt or swapped graph gives one clear error instead of a parser failure deep inside the
+    runtime. A directory without a manifest (or a manifest without ``files``) is not checked.
+
+    Raises:
+        ExportFileError: a listed file is missing, has another size or another hash.
+    """
+    root = Path(export_dir)
+    try:
+        files = read_manifest(root).get("files", {})
+    except (OSError, ValueError) as exc:
+        raise ExportFileError(f"{root / MANIFEST_FILE}: unreadable manifest ({exc})") from exc
+    if not isinstance(files, dict):
+        raise ExportFileError(f"{root / MANIFEST_FILE}: 'files' must be an object")
+    for name, entry in files.items():
+        path = root / name
+        if not path.is_file():
+            raise ExportFileError(f"{path}: listed in the manifest but missing")
+        expected_bytes = entry.get("bytes") if isinstance(entry, dict) else None
+        actual_bytes = path.stat().st_size
+        if expected_bytes is not None and actual_bytes != expected_bytes:
+            raise ExportFileError(f"{path}: {actual_bytes} bytes, the manifest says {expected_bytes} "
+                                  f"(truncated or replaced file; export again with hpe-export)")
+        expected_hash = entry.get("sha256") if isinstance(entry, dict) else None
+        if expected_hash is not None and sha256_file(path) != expected_hash:
+            raise ExportFileError(f"{path}: SHA-256 differs from the manifest (corrupt or replaced file; "
+                                  f"export again with hpe-export)")
+
+
 def graph_paths(export_dir: Union[str, Path]) -> tuple[Path, Path]:
     """``(patch_embed.onnx, relative_pose.onnx)`` paths; raise if either is missing."""
     root = Path(export_dir)

@@ -64,6 +64,7 @@ class OnnxRuntimeRelativePoseEstimator(RelativePoseEstimator):
             raise ValueError(f"the onnxruntime backend runs the fp32 graphs only, got precision {precision!r}")
         ort = _import_onnxruntime()
         embed_path, pose_path = fmt.graph_paths(export_dir)
+        fmt.verify_export_files(export_dir)
         providers = providers_for_device(device, ort.get_available_providers())
         provider_options: Optional[list[dict[str, Any]]] = None
         if device.startswith("cuda:"):

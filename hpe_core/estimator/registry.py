@@ -11,10 +11,18 @@ tensorrt       hpe-export dir (two ONNX graphs)     cuda[:N]           fp16, fp3
 
 Backends are imported only when chosen, so a missing optional package (onnxruntime,
 tensorrt) matters only to the backend that needs it.
+
+More backends can be added without changing this module: :func:`register_backend` adds one,
+and the environment variable ``HPE_BACKEND_PLUGINS`` (comma-separated module names) names
+modules that are imported on the first lookup of a backend name that is not registered; each
+such module calls :func:`register_backend` when imported. The test suite uses this to run the
+node with a backend that fails on demand (``tests/ros/faulty_backend.py``).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -64,6 +72,39 @@ BACKENDS: dict[str, BackendInfo] = {
 }
 
 
+#: Environment variable naming backend plugin modules (comma-separated), see the module docstring.
+PLUGINS_ENV = "HPE_BACKEND_PLUGINS"
+
+
+def register_backend(info: BackendInfo, replace: bool = False) -> None:
+    """Make backend ``info.name`` available to :func:`create_estimator`.
+
+    Raises:
+        ValueError: the name is taken (and ``replace`` is false).
+    """
+    if info.name in BACKENDS and not replace:
+        raise ValueError(f"backend {info.name!r} is already registered")
+    BACKENDS[info.name] = info
+
+
+def load_backend_plugins(modules: str | None = None) -> list[str]:
+    """Import the plugin modules named in ``modules`` (default: ``$HPE_BACKEND_PLUGINS``).
+
+    Returns the names imported. Raises ``ImportError`` for a module that cannot be imported.
+    """
+    text = os.environ.get(PLUGINS_ENV, "") if modules is None else modules
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        importlib.import_module(name)
+    return names
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every registered backend name (plugins named in ``$HPE_BACKEND_PLUGINS`` included)."""
+    load_backend_plugins()
+    return tuple(BACKENDS)
+
+
 def create_estimator(
     backend: str,
     model_dir_or_onnx_dir: PathLike,
@@ -81,6 +122,8 @@ def create_estimator(
         options: backend-specific keywords (torch: ``input_size``, ``compile``;
             onnxruntime: ``intra_op_threads``; tensorrt: ``cache_dir``, ``log``).
     """
+    if backend not in BACKENDS:
+        load_backend_plugins()
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     info = BACKENDS[backend]

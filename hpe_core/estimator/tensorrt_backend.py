@@ -191,6 +191,24 @@ def build_engine(onnx_path: Path, profile: ShapeProfile, precision: str,
     return bytes(plan), facts
 
 
+def read_cached_plan(plan_path: Path, key: str) -> Optional[bytes]:
+    """The cached plan at ``plan_path`` if its sidecar (``.json``) names ``key`` and the plan's
+    size and SHA-256; ``None`` (rebuild) for a missing, truncated, foreign or corrupt plan or
+    sidecar. Needs no TensorRT, so it is tested everywhere.
+    """
+    sidecar_path = plan_path.with_suffix(".json")
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        plan = plan_path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(sidecar, dict) or sidecar.get("key") != key:
+        return None
+    if sidecar.get("plan_bytes") != len(plan) or sidecar.get("plan_sha256") != hashlib.sha256(plan).hexdigest():
+        return None
+    return plan
+
+
 def load_or_build_engine(onnx_path: Path, graph: str, profile: ShapeProfile, precision: str,
                          cache_dir: Path, log: Any = print) -> tuple[bytes, Path]:
     """Return a plan from the cache, building and caching it first if needed.
@@ -204,10 +222,11 @@ def load_or_build_engine(onnx_path: Path, graph: str, profile: ShapeProfile, pre
     key = engine_cache_key(onnx_hash, trt.__version__, gpu_name, precision, profile)
     plan_path = Path(cache_dir) / f"{graph}-{key[:24]}.plan"
     sidecar_path = plan_path.with_suffix(".json")
-    if plan_path.is_file() and sidecar_path.is_file():
-        sidecar = json.loads(sidecar_path.read_text())
-        if sidecar.get("key") == key:
-            return plan_path.read_bytes(), plan_path
+    cached = read_cached_plan(plan_path, key)
+    if cached is not None:
+        return cached, plan_path
+    if plan_path.is_file():
+        log(f"ignoring cached engine {plan_path}: its sidecar is missing or does not match it")
     log(f"building TensorRT engine for {onnx_path.name} ({precision}); this takes a while")
     plan, facts = build_engine(onnx_path, profile, precision)
     plan_path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,8 +236,11 @@ def load_or_build_engine(onnx_path: Path, graph: str, profile: ShapeProfile, pre
     sidecar = {"key": key, "graph": graph, "onnx_file": str(onnx_path.resolve()),
                "onnx_sha256": onnx_hash, "tensorrt_version": trt.__version__, "gpu_name": gpu_name,
                "precision": precision, "profile": profile.as_json(),
+               "plan_sha256": hashlib.sha256(plan).hexdigest(), "plan_bytes": len(plan),
                "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **facts}
-    sidecar_path.write_text(json.dumps(sidecar, indent=1) + "\n")
+    tmp_sidecar = sidecar_path.with_suffix(".json.tmp")
+    tmp_sidecar.write_text(json.dumps(sidecar, indent=1) + "\n")
+    os.replace(tmp_sidecar, sidecar_path)
     log(f"cached {plan_path} ({facts['build_seconds']} s)")
     return plan, plan_path
 
@@ -286,6 +308,7 @@ class TensorRTRelativePoseEstimator(RelativePoseEstimator):
             self._device = torch.device("cuda", torch.cuda.current_device())
         self._precision = precision
         embed_path, pose_path = fmt.graph_paths(export_dir)
+        fmt.verify_export_files(export_dir)
         import onnx  # only for the metadata of the graphs (no weights are loaded)
 
         props = {p.key: p.value for p in onnx.load(str(embed_path), load_external_data=False).metadata_props}

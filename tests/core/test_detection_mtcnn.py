@@ -53,6 +53,13 @@ def test_no_face_in_a_blank_image(detector):
     assert detector.detect(np.full((240, 320, 3), 127, np.uint8)) == []
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 2, 3), (5, 700, 3), (700, 19, 3)])
+def test_images_smaller_than_the_smallest_face_have_no_faces(detector, shape):
+    # MTCNN's image pyramid is empty below min_face_size (20 px here); that used to raise
+    # "torch.cat(): expected a non-empty list of Tensors".
+    assert detector.detect(np.full(shape, 127, np.uint8)) == []
+
+
 def test_min_face_size_filters_small_faces():
     small = astronaut_640x480()[::4, ::4].copy()  # face about 22 px wide
     assert len(MtcnnFaceDetector(MtcnnConfig(min_face_size=15)).detect(small)) == 1

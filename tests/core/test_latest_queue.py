@@ -24,6 +24,7 @@ def test_capacity_two_keeps_newest_two_in_order():
     for i in range(6):
         q.put(i)
     assert [q.get(0.01), q.get(0.01)] == [4, 5]
+    assert q.high_water == 2
 
 
 def test_slow_consumer_queue_stays_bounded():
@@ -49,7 +50,7 @@ def test_slow_consumer_queue_stays_bounded():
     stop.set()
     q.close()
     worker.join(timeout=2)
-    assert max_len <= 1
+    assert max_len <= 1 and q.high_water == 1
     assert seen == sorted(seen)  # order kept
     assert q.dropped > 0 and len(seen) + q.dropped + len(q) == 300
 

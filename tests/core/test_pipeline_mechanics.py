@@ -10,8 +10,8 @@ import torch
 from hpe_core.anchors.anchor import AnchorSource
 from hpe_core.detection.mtcnn import MtcnnConfig, MtcnnFaceDetector
 from hpe_core.estimator.torch_backend import TorchRelativePoseEstimator
-from hpe_core.pipeline import (HeadPosePipeline, PipelineConfig, PipelineError, facing_angle_deg,
-                               frontal_pose_from_box)
+from hpe_core.pipeline import (BackendError, HeadPosePipeline, PipelineConfig, PipelineError, StaleFrameError,
+                               facing_angle_deg, frontal_pose_from_box)
 from hpe_core.tracking.tracker import TrackerConfig
 from hpe_core.vggt.config import get_preset
 from hpe_core.vggt.model import VGGTCamera
@@ -108,12 +108,40 @@ def test_lone_new_track_adopts_the_lost_persons_anchors(estimator, detector, ast
 def test_bad_inputs(estimator, detector, astronaut_frames):
     pipe = make_pipeline(estimator, detector)
     pipe.process(astronaut_frames[0], 1.0)
-    with pytest.raises(ValueError, match="older"):
+    with pytest.raises(StaleFrameError, match="older"):
         pipe.process(astronaut_frames[1], 0.5)
     with pytest.raises(ValueError, match="uint8"):
         pipe.process(astronaut_frames[1].astype(np.float32), 2.0)
     with pytest.raises(PipelineError):
         make_pipeline(estimator, detector).capture_anchor()
+
+
+class _SwitchableFailure:
+    """The real estimator, except that it raises while ``failing`` is set (a backend fault)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.failing = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def estimate(self, features, crop):
+        if self.failing:
+            raise RuntimeError("device lost")
+        return self.inner.estimate(features, crop)
+
+
+def test_backend_failure_is_a_backend_error_and_the_next_frame_works(estimator, detector, astronaut_frames):
+    flaky = _SwitchableFailure(estimator)
+    pipe = make_pipeline(flaky, detector)
+    pipe.process(astronaut_frames[0], 1.0)  # bootstraps the anchor (no network call)
+    flaky.failing = True
+    with pytest.raises(BackendError, match="device lost") as info:
+        pipe.process(astronaut_frames[1], 1.1)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    flaky.failing = False
+    heads = pipe.process(astronaut_frames[2], 1.2).heads
+    assert len(heads) == 1 and heads[0].source == "estimated" and heads[0].pose_cam is not None
 
 
 def test_facing_angle():

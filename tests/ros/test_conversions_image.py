@@ -193,12 +193,14 @@ def test_compressed_jpeg_decodes_in_rgb_order() -> None:
     assert out[16, 4, 0] > 200 and out[16, 44, 2] > 200
 
 
-@pytest.mark.parametrize("kind", ["garbage", "truncated_png", "empty"])
+@pytest.mark.parametrize("kind", ["garbage", "truncated_png", "truncated_jpeg", "empty"])
 def test_compressed_corrupt_data_raises(kind: str) -> None:
     ok, png = cv2.imencode(".png", REF_RGB)
+    ok, jpg = cv2.imencode(".jpg", REF_RGB)
     data = {
         "garbage": RNG.integers(0, 256, size=500, dtype=np.uint8).tobytes(),
         "truncated_png": png.tobytes()[: len(png) // 2],
+        "truncated_jpeg": jpg.tobytes()[: len(jpg) // 2],
         "empty": b"",
     }[kind]
     with pytest.raises(ImageConversionError, match="could not be decoded|no data"):

@@ -6,11 +6,6 @@ accuracy (the trained default model's accuracy is checked by the demo/accuracy t
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,35 +14,14 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
+from hpe_ros.pose_conversion import time_msg_from_seconds  # noqa: E402
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors  # noqa: E402
-from node_harness import NODE, Client, NodeProcess, wait_for  # noqa: E402
+from node_harness import NODE, Client, Feeder, NodeProcess, heads_after, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 K = np.array([[525.0, 0.0, 319.5], [0.0, 525.0, 239.5], [0.0, 0.0, 1.0]])
 CAMERA_FRAME = "test_cam_optical_frame"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny_onnx")
-    result = subprocess.run([sys.executable, "-m", "hpe_training.export.cli", "--preset", "tiny", "--random-init",
-                             "--output", str(out), "--tensorrt", "skip"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def frames() -> list[np.ndarray]:
-    from skimage import data
-
-    photo = data.astronaut()
-    out = []
-    for shift in range(0, 60, 4):
-        canvas = np.zeros((480, 640, 3), np.uint8)
-        canvas[:, 40 + shift:40 + shift + 512] = photo[:480]
-        out.append(canvas)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -66,35 +40,9 @@ def system(tiny_model, tmp_path_factory):
         node.stop()
 
 
-class Feeder:
-    """Publishes frames with increasing stamps."""
-
-    def __init__(self, client: Client, frames: list[np.ndarray]) -> None:
-        self.client, self.frames, self.t, self.i = client, frames, 100.0, 0
-
-    def feed(self, n: int, period_s: float = 0.15) -> None:
-        for _ in range(n):
-            self.t += 0.1
-            self.client.publish_frame(self.frames[self.i % len(self.frames)], self.t, K, CAMERA_FRAME)
-            self.i += 1
-            time.sleep(period_s)
-
-    def until(self, condition, timeout_s: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.feed(1)
-            if condition():
-                return True
-        return bool(condition())
-
-
-def heads_after(client: Client, count_before: int) -> list:
-    return [m for m in client.heads[count_before:] if m.heads]
-
-
 def test_outputs_stamped_with_the_image(system, frames):
     node, client, _ = system
-    feeder = Feeder(client, frames)
+    feeder = Feeder(client, frames, K, CAMERA_FRAME)
     assert feeder.until(lambda: heads_after(client, 0), 90.0), node.log()
     msg = heads_after(client, 0)[-1]
     head = msg.heads[0]
@@ -116,7 +64,7 @@ def test_outputs_stamped_with_the_image(system, frames):
 
 def test_services(system, frames):
     node, client, anchor_dir = system
-    feeder = Feeder(client, frames)
+    feeder = Feeder(client, frames, K, CAMERA_FRAME)
     assert feeder.until(lambda: heads_after(client, 0), 60.0)
     res = client.call(CaptureAnchor, f"/{NODE}/capture_anchor", CaptureAnchor.Request(track_id=-1))
     assert res.success, res.message
@@ -153,9 +101,10 @@ def test_parameters_validated(system):
 
 def test_bad_frame_reported_and_node_keeps_serving(system, frames):
     node, client, _ = system
-    feeder = Feeder(client, frames)
+    feeder = Feeder(client, frames, K, CAMERA_FRAME)
     bad = Image(height=480, width=640, encoding="rgb8", step=100, data=bytes(100 * 480))
     bad.header.frame_id = CAMERA_FRAME
+    bad.header.stamp = time_msg_from_seconds(Feeder.next_stamp())  # new: an old stamp is dropped first
     n_diag = len(client.diagnostics)
     client.publish_raw(bad)
     assert wait_for(lambda: any(s.level == b"\x02" and "step" in s.message + "".join(v.value for v in s.values)
@@ -167,7 +116,7 @@ def test_bad_frame_reported_and_node_keeps_serving(system, frames):
 
 def test_lifecycle_frees_and_recreates(system, frames):
     node, client, _ = system
-    feeder = Feeder(client, frames)
+    feeder = Feeder(client, frames, K, CAMERA_FRAME)
     assert client.state() == "active"
     assert client.lifecycle(Transition.TRANSITION_DEACTIVATE)
     assert client.state() == "inactive"
