@@ -11,7 +11,10 @@ reports median and p90 over ``--runs`` calls after ``--warmup`` calls, the savin
 and each backend's ratio to torch eager, and names the machine. Then, per backend, the
 per-frame pipeline's stages (detection, crop, estimate, fuse; :mod:`.pipeline_stages`) on
 rendered 640x480 frames with one and with three faces (``--pipeline-frames``, 0 skips), and the
-process memory (resident and peak) after each backend.
+process memory (resident and peak) after each backend. With ``--node-seconds S``, finally the
+node end to end (its own process, default backend) under a 640x480 30 Hz stream with one and
+with three faces for S seconds each (:mod:`.soak`): output rate, latency percentiles, drops and
+the node's memory.
 
 GPU mode (``--gpu``): the ``vggt-1b`` preset at 518x518 on CUDA in fp16 and bf16 (autocast),
 eager, torch.compile and torch.compile with CUDA graphs (``reduce-overhead``), plus TensorRT
@@ -59,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch and ONNX Runtime (0: leave the defaults)")
     parser.add_argument("--pipeline-frames", type=int, default=20,
                         help="frames of the 1- and 3-face pipeline-stage runs per backend (0: skip)")
+    parser.add_argument("--node-seconds", type=float, default=0.0,
+                        help="also run the node end to end on 1- and 3-face 30 Hz streams this long (0: skip)")
     parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
     parser.add_argument("--gpu-peak-tflops", type=float, default=None,
                         help="dense bf16/fp16 peak of the GPU, TFLOP/s (default: from the built-in table)")
@@ -237,6 +242,34 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "memory_end": memory_mib()}
 
 
+def run_node_streams(seconds: float) -> list[dict[str, Any]]:
+    """:mod:`.soak` summaries of the node on the 1- and 3-face streams, ``seconds`` each."""
+    from hpe_training.bench import soak
+
+    out = []
+    with tempfile.TemporaryDirectory(prefix="hpe-bench-node-") as tmp:
+        for faces in ("1", "3"):
+            path = Path(tmp) / f"soak_{faces}.json"
+            if soak.main(["--minutes", str(seconds / 60.0), "--faces", faces, "--progress-s", "30",
+                          "--json", str(path)]) != 0:
+                raise RuntimeError(f"the node run with {faces} face(s) failed")
+            summary = json.loads(path.read_text())
+            summary.pop("rss_series", None)
+            out.append(summary)
+    return out
+
+
+def format_node(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of the node end-to-end rows."""
+    header = f"{'faces':>5} {'in Hz':>6} {'out Hz':>6} {'dropped':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['faces']:>5} {r['input_rate_hz']:>6.1f} {r['output_rate_hz']:>6.1f} {r['dropped']:>8} "
+                     f"{r.get('latency_p50_ms', float('nan')):>7.0f} {r.get('latency_p90_ms', float('nan')):>7.0f} "
+                     f"{r.get('latency_p99_ms', float('nan')):>7.0f} {r.get('rss_max_mb', float('nan')):>7.0f}")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``hpe-bench``; returns the process exit status."""
     args = build_parser().parse_args(argv)
@@ -245,6 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "(vggt-1b, 518x518, fp16/bf16, eager vs compiled) was not run.", file=sys.stderr)
         return EXIT_NO_CUDA
     results = run(args)
+    results["node_end_to_end"] = run_node_streams(args.node_seconds) if args.node_seconds > 0 else []
     print(f"\nmachine: {describe_machine(results['machine'])}")
     print(f"model: preset {results['preset']} ({results['parameters'] / 1e6:.1f} M parameters, random weights), "
           f"input {results['input_size_hw'][0]}x{results['input_size_hw'][1]}, "
@@ -253,6 +287,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if results["pipeline_stages"]:
         print("\npipeline stages (640x480 stream, random weights of the same preset):")
         print(format_stages(results["pipeline_stages"]))
+    if results["node_end_to_end"]:
+        print("\nnode end to end (640x480 at 30 Hz; latency = image publish to /head_pose):")
+        print(format_node(results["node_end_to_end"]))
     mem = results["memory_end"]
     if mem:
         print(f"\nprocess memory: resident {mem.get('rss_mib', 0):.0f} MiB, peak {mem.get('peak_rss_mib', 0):.0f} MiB")

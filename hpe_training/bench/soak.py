@@ -2,8 +2,9 @@
 
 Starts the node as its own process (the repository's ``config/head_pose.yaml``, default ONNX
 Runtime CPU backend and the shipped model unless told otherwise), publishes 640x480 ``rgb8``
-frames (the astronaut photo panning, one face) at 30 Hz with camera_info from this process,
-and reports:
+frames (``--faces astronaut``: the astronaut photo panning, one real face; ``--faces 1`` or
+``3``: rendered synthetic heads, :mod:`hpe_training.bench.streams`) at 30 Hz with camera_info
+from this process, and reports:
 
 * **dropped frames**: published frames that got no ``/head_pose`` answer (the node's queue is
   latest-wins, so a model slower than the camera drops frames instead of queueing them);
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-hz", type=float, default=30.0, help="camera rate (default 30)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--faces", choices=("astronaut", "1", "3"), default="astronaut",
+                        help="stream content: the astronaut photo, or 1 or 3 rendered heads (640x480 only)")
     parser.add_argument("--backend", default="onnxruntime", help="node parameter backend")
     parser.add_argument("--model-path", default="", help="node parameter model_path (empty: the shipped model)")
     parser.add_argument("--mem-period-s", type=float, default=5.0, help="memory sampling period")
@@ -236,7 +239,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if node.proc.poll() is not None or not client.wait_connected(1.0):
             print("[hpe-soak] the node did not come up:\n" + node.log(), file=sys.stderr)
             return 1
-        frames = pan_frames(args.width, args.height)
+        if args.faces == "astronaut":
+            frames = pan_frames(args.width, args.height)
+        else:
+            from hpe_training.bench.streams import HEIGHT, WIDTH, face_stream
+
+            if (args.width, args.height) != (WIDTH, HEIGHT):
+                raise SystemExit(f"--faces {args.faces} streams are {WIDTH}x{HEIGHT}")
+            frames = list(face_stream(int(args.faces), 30).frames)
         print("[hpe-soak] warm-up: waiting for the first pose", flush=True)
         deadline = time.monotonic() + 120.0
         while time.monotonic() < deadline and not any(m.heads for m in client.heads):
@@ -248,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         n = len(client.heads)
         wait_for(lambda: len(client.heads) > n, 3.0)  # let the last answers arrive
         time.sleep(1.0)
-        summary = summarize(client, record)
+        summary = {"faces": args.faces, **summarize(client, record)}
         diag = node_diagnostics(client)
         for key in ("queue_capacity", "queue_high_water", "dropped_frames", "frames_processed", "frames_failed",
                     "frames_skipped", "frames_out_of_order", "backend"):

@@ -73,3 +73,19 @@ def test_flops_of_a_cached_estimate_and_fraction_of_peak():
     assert fraction_of_peak(int(1e12), 1.0, None)["fraction_of_peak"] is None
     assert peak_tflops("NVIDIA H200") == 989.0 and peak_tflops("NVIDIA H100 PCIe") == 756.0
     assert peak_tflops("Some GPU") is None and peak_tflops(None) is None
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_node_end_to_end_with_one_and_three_faces(tmp_path, capsys):
+    """--node-seconds runs the real node (own process, shipped model) on both streams."""
+    pytest.importorskip("rclpy")
+    out = tmp_path / "bench.json"
+    assert main(["--preset", "tiny", "--runs", "1", "--warmup", "0", "--anchors", "1", "--no-onnxruntime",
+                 "--threads", "1", "--pipeline-frames", "0", "--node-seconds", "3", "--json", str(out)]) == 0
+    assert "node end to end" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["node_end_to_end"]
+    assert [r["faces"] for r in rows] == ["1", "3"]
+    for r in rows:
+        assert r["published"] >= 60 and 0 < r["answered"] <= r["published"]
+        assert r["answers_in_stamp_order"] and r["latency_p50_ms"] > 0
