@@ -36,13 +36,19 @@ class EvalSubject:
     frames: tuple[FrameInput, ...]
 
 
+#: The paper's BIWI crops are resized to 256 first, then bicubically to the 518 input.
+PAPER_INTERMEDIATE_SIZE = 256
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    """``gap_pairs_per_subject``: sampled pairs per subject for the error-vs-gap curve."""
+    """``gap_pairs_per_subject``: sampled pairs per subject for the error-vs-gap curve;
+    ``paper_resize``: for inputs larger than 256 px, resize crops to 256 first (the paper)."""
 
     gap_pairs_per_subject: int = 200
     seed: int = 0
     close_anchor_deg: float = CLOSE_ANCHOR_DEG
+    paper_resize: bool = True
 
 
 def _protocol_pairs(subjects: Sequence[EvalSubject], config: BenchmarkConfig) -> dict[str, list[tuple[int, int]]]:
@@ -98,7 +104,9 @@ def run_benchmark(subjects: Sequence[EvalSubject], detector, relative=None, abso
     if len(sizes) != 1:
         raise ValueError(f"the relative and absolute models must share an input size, got {sorted(sizes)}")
     frames = [f for s in subjects for f in s.frames]
-    cropper = cropper if cropper is not None else FaceCropper(detector, sizes.pop())
+    size = sizes.pop()
+    intermediate = PAPER_INTERMEDIATE_SIZE if config.paper_resize and size > PAPER_INTERMEDIATE_SIZE else None
+    cropper = cropper if cropper is not None else FaceCropper(detector, size, intermediate_size=intermediate)
     runner = PairRunner(frames, cropper, relative, absolute, progress)
     pairs = _protocol_pairs(subjects, config)
     methods: dict[str, Any] = {}
