@@ -13,7 +13,7 @@ setup(
                                     "hpe_training", "hpe_training.*"]),
     package_data={
         "hpe_core": ["models/default/*.md", "models/default/torch/*"],
-        "hpe_training": ["train/configs/*.yaml"],
+        "hpe_training": ["train/configs/*.yaml", "models/absolute_small/*"],
     },
     python_requires=">=3.10",
     # torch first (pip install torch), then these; facenet-pytorch with --no-deps (it pins old
