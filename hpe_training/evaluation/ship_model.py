@@ -204,11 +204,12 @@ targets (`meets_targets` in `metrics.json`). Tests that need a model within the 
 skip while `metrics.json` says `meets_targets: false`.
 
 ## Limits
-A small network trained briefly on the CPU from scratch on stylised synthetic heads: it is a
-working default that exercises the whole system, not an accurate head pose estimator. For
-accuracy, train the `vggt-1b` preset from the official checkpoint with LoRA
-(`hpe_training/train/configs/lora_vggt1b.yaml`) on a GPU, or continue this recipe longer
-(`hpe-train --config ... --resume`).
+A small network trained briefly on the CPU without any pretrained weights, on stylised synthetic
+heads: it is a working default that exercises the whole system, not an accurate head pose
+estimator. For accuracy, train the `vggt-1b` preset from the official checkpoint with LoRA
+(`hpe_training/train/configs/lora_vggt1b.yaml`) on a GPU, or run another round of this recipe
+(copy the shipped `torch/` to `.hpe/init_model/torch`, then `hpe-train --config
+hpe_training/train/configs/default_small.yaml`; `--resume` continues an interrupted round).
 """
 
 
