@@ -113,20 +113,20 @@ def add_gpu_throughput(rows: list[dict[str, Any]], config, input_size: tuple[int
 
 def format_table(rows: list[dict[str, Any]], reference: str) -> str:
     """Plain-text table of the rows."""
-    header = (f"{'backend':<48} {'K':>2}  {'cached med/p90 ms':>18}  {'uncached med/p90 ms':>20}  "
+    header = (f"{'backend':<56} {'K':>2}  {'cached med/p90 ms':>18}  {'uncached med/p90 ms':>20}  "
               f"{'cache saving':>12}  {'x ' + 'ref':>6}")
     lines = [header, "-" * len(header)]
     for row in rows:
         c, u = row["cached"], row["uncached"]
         ratio = row.get("ratio_to_reference")
         ratio_text = f"{ratio:>6.2f}" if ratio is not None else f"{'-':>6}"
-        lines.append(f"{row['backend']:<48} {row['K']:>2}  {c['median_ms']:>8.1f} /{c['p90_ms']:>8.1f}  "
+        lines.append(f"{row['backend']:<56} {row['K']:>2}  {c['median_ms']:>8.1f} /{c['p90_ms']:>8.1f}  "
                      f"{u['median_ms']:>9.1f} /{u['p90_ms']:>9.1f}  {100 * row['cache_saving']:>11.0f}%  "
                      f"{ratio_text}")
     for row in rows:
         if "achieved_tflops" in row:
             frac = row["fraction_of_peak"]
-            lines.append(f"{row['backend']:<48} K={row['K']}: {row['flops'] / 1e12:.2f} TFLOP per cached estimate, "
+            lines.append(f"{row['backend']:<56} K={row['K']}: {row['flops'] / 1e12:.2f} TFLOP per cached estimate, "
                          f"{row['achieved_tflops']:.1f} TFLOP/s" + (f" = {100 * frac:.1f} % of peak" if frac else ""))
     lines.append(f"x ref = cached median / cached median of: {reference}")
     return "\n".join(lines)

@@ -51,10 +51,10 @@ def time_pipeline_stages(estimator, detector, stream: Stream, warmup: int = 3) -
 
 def format_stages(rows: list[dict[str, Any]]) -> str:
     """Plain-text table: one line per (backend, faces)."""
-    header = f"{'backend':<44} {'faces':>5} {'heads':>5}  " + "  ".join(f"{s + ' med/p90':>16}" for s in STAGES)
+    header = f"{'backend':<56} {'faces':>5} {'heads':>5}  " + "  ".join(f"{s + ' med/p90':>16}" for s in STAGES)
     lines = [header, "-" * len(header)]
     for r in rows:
         cells = "  ".join(f"{r['stages'][s]['median_ms']:>7.1f} /{r['stages'][s]['p90_ms']:>7.1f}" for s in STAGES)
-        lines.append(f"{r['backend']:<44} {r['faces']:>5} {r['mean_heads_estimated']:>5.1f}  {cells}")
+        lines.append(f"{r['backend']:<56} {r['faces']:>5} {r['mean_heads_estimated']:>5.1f}  {cells}")
     lines.append("milliseconds per frame; detection on every frame; heads = mean heads estimated per frame")
     return "\n".join(lines)
