@@ -131,10 +131,12 @@ def read_mcap(path: Path, topics: Optional[Sequence[str]] = None) -> list[Record
 
 def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dict[str, Any],
            qos: dict[str, QoSProfile], speed: float = 1.0, remap: Optional[dict[str, str]] = None,
-           wait_for_subscribers_s: float = 10.0, settle_s: float = 1.0) -> int:
+           wait_for_subscribers_s: float = 10.0, settle_s: float = 1.0, drain_s: float = 0.5) -> int:
     """Publish recorded messages at their recorded pace (divided by ``speed``), spinning
     ``executor`` while waiting; first wait up to ``wait_for_subscribers_s`` for every topic to
-    have a subscriber. Returns the number of messages published."""
+    have a subscriber, and keep the publishers ``drain_s`` seconds after the last message (a
+    writer destroyed at once can take its last best-effort sample with it). Returns the number
+    of messages published."""
     remap = remap or {}
     pubs = {}
     for m in messages:
@@ -161,6 +163,9 @@ def replay(node: Node, executor, messages: Sequence[RecordedMessage], types: dic
                 break
             executor.spin_once(timeout_sec=min(left, 0.01))
         pubs[m.topic].publish(m.data)
+    drain_until = time.monotonic() + drain_s
+    while time.monotonic() < drain_until:
+        executor.spin_once(timeout_sec=0.05)
     for pub in pubs.values():
         node.destroy_publisher(pub)
     return len(messages)
