@@ -202,7 +202,7 @@ def sample_view(seed: int, identity: int, lighting: int, expr: int, view: int, s
         near_fraction, near_max_deg: see :func:`view_pose_deg`.
     """
     rng = np.random.default_rng([int(seed), 4000037, int(identity), int(lighting), int(expr), int(view)])
-    pose = sample_pose_deg(rng)  # drawn first in any case: the camera draws below stay the same
+    sample_pose_deg(rng)  # advance this view's generator past its pose draw: camera draws below are unchanged
     pose = view_pose_deg(seed, identity, lighting, expr, view, near_fraction, near_max_deg)
     if euler_deg is not None:
         pose = tuple(float(v) for v in euler_deg)
