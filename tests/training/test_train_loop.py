@@ -194,3 +194,24 @@ def test_cuda_bf16_training_and_resume(tmp_path):
     for step in (2, 3):  # GPU kernels may reorder sums: equal up to bf16 noise
         assert resumed.losses[step] == pytest.approx(run_a.losses[step], abs=1e-3)
     assert (tmp_path / "gpu_b" / "model" / "model.safetensors").is_file()
+
+
+def test_cpu_bf16_runs_the_forward_pass_in_bfloat16_and_still_learns(tmp_path):
+    cfg = _cfg(tmp_path, "bf16", mode="full", batch_size=2, accumulation_steps=1, epochs=12, lr=1e-3,
+               min_lr=1e-3, warmup_fraction=0.0, validate=False, cpu_bf16=True)
+    trainer = Trainer(cfg, TinyPairs(2, noise=0.0))
+    seen = set()
+    linear = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    result = trainer.train()
+    assert seen == {torch.bfloat16}
+    losses = [result.losses[s] for s in sorted(result.losses)]
+    assert all(math.isfinite(v) for v in losses)
+    assert np.mean(losses[-3:]) < 0.6 * losses[0], losses
+    off = Trainer(_cfg(tmp_path, "fp32", batch_size=2, accumulation_steps=1, epochs=1, validate=False),
+                  TinyPairs(2, noise=0.0))
+    seen.clear()
+    next(m for m in off.model.modules() if isinstance(m, torch.nn.Linear)).register_forward_hook(
+        lambda module, args, out: seen.add(out.dtype))
+    off.train()
+    assert seen == {torch.float32}
