@@ -6,7 +6,7 @@
    with float16 weights (half the size; loaded back as float32);
 2. evaluates it on held-out identities (:mod:`hpe_training.evaluation.synthetic_pairs`), error by
    anchor-query gap, and writes ``metrics.json`` and ``docs/images/default_model_error_vs_gap.png``;
-3. appends the run as a round to ``training_history.json`` (one per model: the default here,
+3. appends the run, with its held-out figures, as a round to ``training_history.json`` (one per model: the default here,
    the absolute baseline beside it), so the card states each model's whole training budget;
 4. writes ``MODEL_CARD.md`` from the training config, the trainer's ``metrics.json``, the
    histories and the evaluation, including whether the issue's targets are met (rotation MAE
@@ -19,7 +19,6 @@ with ``--keep-absolute``, the shipped one is evaluated again as it is.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import platform
 import shutil
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+
+from hpe_core.estimator.onnx_format import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DIR = REPO / "hpe_core" / "models" / "default"
@@ -51,14 +52,6 @@ def _cpu_name() -> str:
 HISTORY_NAME = "training_history.json"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_history(model_dir: Path) -> dict:
     """``model_dir/training_history.json`` (``{"rounds": [...]}``), empty when absent."""
     path = Path(model_dir) / HISTORY_NAME
@@ -72,8 +65,10 @@ def total_steps(history: dict) -> int:
     return int(sum(int(r.get("steps") or 0) for r in history.get("rounds", [])))
 
 
-def append_round(model_dir: Path, run_dir: Path, hardware: str, wall_time: str) -> dict:
-    """Record ``run_dir`` as the latest round of ``model_dir``'s history and write it back.
+def append_round(model_dir: Path, run_dir: Path, hardware: str, wall_time: str,
+                 held_out: Optional[dict] = None) -> dict:
+    """Record ``run_dir`` as the latest round of ``model_dir``'s history, with its held-out
+    figures (:func:`held_out_summary`) when given, and write it back.
 
     A run already recorded (same final-weights SHA-256) replaces its entry instead of adding a
     second one, so shipping the same run twice does not double its budget.
@@ -81,7 +76,7 @@ def append_round(model_dir: Path, run_dir: Path, hardware: str, wall_time: str) 
     history = read_history(model_dir)
     cfg = json.loads((run_dir / "train_config.json").read_text())
     train_metrics = json.loads((run_dir / "metrics.json").read_text())
-    sha = _file_sha256(run_dir / "model" / "model.safetensors")
+    sha = sha256_file(run_dir / "model" / "model.safetensors")
     rounds = [r for r in history.get("rounds", []) if r.get("run_sha256") != sha]
     opts = cfg.get("data_options") or {}
     rounds.append({
@@ -91,9 +86,12 @@ def append_round(model_dir: Path, run_dir: Path, hardware: str, wall_time: str) 
         "steps": int(train_metrics.get("total_steps") or 0), "batch_size": cfg.get("batch_size"),
         "lr": cfg.get("lr"), "cpu_bf16": bool(cfg.get("cpu_bf16", False)),
         "hardware": hardware, "wall_time": wall_time,
-        "data": f"{cfg.get('train_root')}; near pairs {opts.get('near_fraction', 0):g} within {opts.get('near_gap_deg', 30):g} deg",
+        "data": (f"{cfg.get('train_root')}; near pairs {opts.get('near_fraction', 0):g} within "
+                 f"{opts.get('near_gap_deg', 30):g} deg"),
         "run_sha256": sha,
     })
+    if held_out is not None:
+        rounds[-1]["held_out_mae_deg"] = held_out
     history["rounds"] = rounds
     (Path(model_dir) / HISTORY_NAME).write_text(json.dumps(history, indent=1))
     return history
@@ -115,17 +113,15 @@ def baseline_verdict(relative_ge_60: dict, absolute_ge_60: dict, relative_steps:
     }
 
 
-def record_evaluation(model_dir: Path, result: dict, evaluated: str) -> dict:
-    """Store the held-out MAE summary (deg) of ``result`` (an :func:`evaluate_pairs` dict) in the
-    latest round of ``model_dir``'s history; returns the history."""
-    history = read_history(model_dir)
+def held_out_summary(result: dict, evaluated: str) -> dict:
+    """The held-out MAE summary (deg) of ``result`` (an :func:`evaluate_pairs` dict) that a
+    round of the history keeps."""
     summary = {"evaluated": evaluated, "pairs": result["pairs"],
-               **{k: round(float(result[k]["mae"]), 2) for k in ("all", "gap_le_30", "gap_ge_60") if result[k].get("pairs")}}
+               **{k: round(float(result[k]["mae"]), 2) for k in ("all", "gap_le_30", "gap_ge_60")
+                  if result[k].get("pairs")}}
     if result.get("mode") == "absolute":
         summary["absolute"] = True
-    history["rounds"][-1]["held_out_mae_deg"] = summary
-    (Path(model_dir) / HISTORY_NAME).write_text(json.dumps(history, indent=1))
-    return history
+    return summary
 
 
 def plot_training_rounds(relative: dict, absolute: Optional[dict], path: Path,
@@ -148,7 +144,8 @@ def plot_training_rounds(relative: dict, absolute: Optional[dict], path: Path,
         return xs, ys
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key, style, label in (("gap_le_30", "o-", "relative, gap <= 30 deg"), ("gap_ge_60", "s--", "relative, gap >= 60 deg")):
+    for key, style, label in (("gap_le_30", "o-", "relative, gap <= 30 deg"),
+                              ("gap_ge_60", "s--", "relative, gap >= 60 deg")):
         ax.plot(*series(relative, key, False), style, label=label)
     if absolute is not None:
         ax.plot(*series(absolute, "gap_ge_60", True), "^:", label="absolute baseline, gap >= 60 deg")
@@ -182,26 +179,24 @@ def ship(run_dir: Path, val_root: Path, pairs: int, wall_time_note: str,
     save_model(model, target, storage_dtype=torch.float16)
     shipped = load_model(target)  # evaluate what is shipped (float16 weights)
     result = evaluate_pairs(shipped, val_root, n_pairs=pairs)
-    history = append_round(DEFAULT_DIR, run_dir, hardware, wall_time_note)
+    evaluated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    history = append_round(DEFAULT_DIR, run_dir, hardware, wall_time_note, held_out_summary(result, evaluated))
     absolute = None
     absolute_history = None
-    if absolute_run is not None:  # the same preset trained with --absolute
+    if absolute_run is not None:  # the same preset trained with --absolute: a new round
         abs_history_before = read_history(ABSOLUTE_DIR)
         if ABSOLUTE_DIR.exists():
             shutil.rmtree(ABSOLUTE_DIR)
         save_model(load_model(absolute_run / "model"), ABSOLUTE_DIR, storage_dtype=torch.float16)
         (ABSOLUTE_DIR / HISTORY_NAME).write_text(json.dumps(abs_history_before, indent=1))
-        absolute_history = append_round(ABSOLUTE_DIR, absolute_run, hardware, wall_time_note)
+        absolute = evaluate_pairs(load_model(ABSOLUTE_DIR), val_root, n_pairs=pairs, absolute=True)
+        absolute_history = append_round(ABSOLUTE_DIR, absolute_run, hardware, wall_time_note,
+                                        held_out_summary(absolute, evaluated))
     elif keep_absolute:
         if not (ABSOLUTE_DIR / "model.safetensors").is_file():
             raise FileNotFoundError(f"--keep-absolute: no shipped absolute baseline in {ABSOLUTE_DIR}")
-        absolute_history = read_history(ABSOLUTE_DIR)
-    evaluated = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-    history = record_evaluation(DEFAULT_DIR, result, evaluated)
-    if absolute_history is not None:
         absolute = evaluate_pairs(load_model(ABSOLUTE_DIR), val_root, n_pairs=pairs, absolute=True)
-        if absolute_run is not None:  # a new round: its figures belong to it
-            absolute_history = record_evaluation(ABSOLUTE_DIR, absolute, evaluated)
+        absolute_history = read_history(ABSOLUTE_DIR)
     plot_error_vs_gap([result] + ([absolute] if absolute else []), PLOT)
     plot_training_rounds(history, absolute_history, ROUNDS_PLOT)
     train_cfg = json.loads((run_dir / "train_config.json").read_text())

@@ -41,8 +41,9 @@ class TrainConfig:
     Optimisation: AdamW(lr, weight_decay); linear warm-up over ``warmup_fraction`` of the
     optimizer steps, then cosine decay to ``min_lr``; gradient clip ``grad_clip`` (max L2 norm,
     0 disables); ``bf16``: bfloat16 autocast, applied on CUDA only; ``cpu_bf16``: bfloat16
-    autocast on the CPU as well (opt-in: about 1.3x faster per step on a CPU with AVX512-BF16, measured on the 2-core
-    development machine, at the cost of bf16 rounding in the forward pass).
+    autocast on the CPU as well (opt-in: about 1.3x faster per step on a CPU with AVX512-BF16,
+    measured on the 2-core development machine, at the cost of bf16 rounding in the forward
+    pass).
 
     Length: ``epochs`` passes over the training pairs, capped at ``max_steps`` optimizer steps
     when set. Checkpoints every ``checkpoint_every`` optimizer steps (0: only at the end);

@@ -3,8 +3,8 @@
 One optimizer step = ``accumulation_steps`` micro-batches of ``batch_size`` pairs per process
 (DDP all-reduces the gradients of the last micro-batch only, ``no_sync`` before it), the
 gradient clipped to ``grad_clip`` (L2 norm), then AdamW with the warm-up + cosine learning
-rate of that step. bf16 autocast wraps the forward pass on CUDA (and on the CPU with ``cpu_bf16``); the loss is computed in
-float32.
+rate of that step. bf16 autocast wraps the forward pass on CUDA (and on the CPU with
+``cpu_bf16``); the loss is computed in float32.
 
 Determinism and exact resume: the data order and each sample's augmentation randomness are
 functions of (seed, epoch, position) (:mod:`hpe_training.train.sampling`), the model-side
@@ -93,7 +93,7 @@ class Trainer:
         self.loss_cfg = PoseLossConfig(gamma=cfg.loss_gamma, lambda_translation=cfg.lambda_translation,
                                        lambda_quaternion=cfg.lambda_quaternion, lambda_focal=cfg.lambda_focal)
         self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
-        self.use_cpu_bf16 = cfg.cpu_bf16 and self.device.type == "cpu"
+        self.forward_in_bf16 = self.use_bf16 or (cfg.cpu_bf16 and self.device.type == "cpu")
 
         self.model = build_training_model(cfg).to(self.device)
         self.model.train()
@@ -264,10 +264,8 @@ class Trainer:
     def _forward_loss(self, batch: Mapping[str, Tensor]):
         images = batch["images"].to(self.device, non_blocking=True)
         target = batch["pose_enc"].to(self.device, non_blocking=True)
-        if self.use_bf16 or self.use_cpu_bf16:
-            autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        else:
-            autocast = contextlib.nullcontext()
+        autocast = (torch.autocast(device_type=self.device.type, dtype=torch.bfloat16) if self.forward_in_bf16
+                    else contextlib.nullcontext())
         with autocast:
             predictions = self.forward_module(images)
         return pose_loss([p.float() for p in predictions], target, self.loss_cfg)

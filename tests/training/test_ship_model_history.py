@@ -64,14 +64,14 @@ def test_baseline_counts_only_with_at_least_the_relative_budget():
 
 
 def test_evaluation_is_recorded_in_the_latest_round_and_plotted(tmp_path):
-    from hpe_training.evaluation.ship_model import plot_training_rounds, record_evaluation
+    from hpe_training.evaluation.ship_model import held_out_summary, plot_training_rounds
 
     model_dir = tmp_path / "default"
     model_dir.mkdir()
-    append_round(model_dir, _fake_run(tmp_path / "a", 3000, b"a"), "cpu", "1 min")
     result = {"mode": "relative", "pairs": 40, "all": {"pairs": 40, "mae": 9.123},
               "gap_le_30": {"pairs": 10, "mae": 4.5}, "gap_ge_60": {"pairs": 0}}
-    history = record_evaluation(model_dir, result, "2026-12-01T00:00Z")
+    history = append_round(model_dir, _fake_run(tmp_path / "a", 3000, b"a"), "cpu", "1 min",
+                           held_out_summary(result, "2026-12-01T00:00Z"))
     assert history["rounds"][-1]["held_out_mae_deg"] == {
         "evaluated": "2026-12-01T00:00Z", "pairs": 40, "all": 9.12, "gap_le_30": 4.5}
     assert read_history(model_dir) == history
