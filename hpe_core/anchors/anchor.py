@@ -32,6 +32,7 @@ from typing import Any, Optional
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from hpe_core.crop_camera import CropCamera
 from hpe_core.virtual_camera import head_pose_cam_to_virtual
 
 FloatArray = NDArray[np.float64]
@@ -110,8 +111,12 @@ class Anchor:
         chain_depth: 0 for roots, parent's depth + 1 for keyframes.
         accumulated_uncertainty_deg: expected rotation error of ``pose_cam`` in degrees
             (0 for calibrated; grows along a keyframe chain).
+        crop_from_cam: ``[3, 3]`` how the crop images the scene
+            (:class:`hpe_core.crop_camera.CropCamera`), or ``None`` when unknown (pools saved
+            before it was recorded); geometric estimators (the face mesh) use it.
         features: opaque cached estimator features for this single anchor (e.g. an
-            ``AnchorFeatures`` of length 1); ``None`` until computed, never persisted.
+            ``AnchorFeatures`` of length 1); ``None`` until computed; saved with the pool only
+            when the estimator marks them ``persistable`` (the face mesh's landmarks).
     """
 
     anchor_id: str
@@ -125,6 +130,7 @@ class Anchor:
     parent_ids: tuple[str, ...] = ()
     chain_depth: int = 0
     accumulated_uncertainty_deg: float = 0.0
+    crop_from_cam: Optional[FloatArray] = None
     features: Optional[Any] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +144,11 @@ class Anchor:
         self.crop = _frozen(crop)
         self.pose_cam = _frozen(check_pose(self.pose_cam, "pose_cam"))
         self.virtual_from_cam = _frozen(check_rotation(self.virtual_from_cam, "virtual_from_cam"))
+        if self.crop_from_cam is not None:
+            m = np.array(self.crop_from_cam, dtype=np.float64, copy=True)
+            if m.shape != (3, 3) or not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) < 1e-12:
+                raise ValueError("crop_from_cam must be a finite, invertible [3, 3] matrix")
+            self.crop_from_cam = _frozen(m)
         self.source = AnchorSource(self.source)
         self.quality = float(self.quality)
         if not 0.0 <= self.quality <= 1.0:
@@ -157,6 +168,13 @@ class Anchor:
             raise ValueError("a keyframe anchor needs parent_ids and chain_depth >= 1")
         if self.source is AnchorSource.CALIBRATED and self.accumulated_uncertainty_deg != 0.0:
             raise ValueError("a calibrated anchor has no accumulated uncertainty")
+
+    @property
+    def crop_camera(self) -> Optional[CropCamera]:
+        """The crop's :class:`~hpe_core.crop_camera.CropCamera`, or ``None`` if unknown."""
+        if self.crop_from_cam is None:
+            return None
+        return CropCamera(self.crop_from_cam, self.virtual_from_cam)
 
     @property
     def rotation_cam(self) -> FloatArray:

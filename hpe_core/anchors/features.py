@@ -3,7 +3,9 @@
 An anchor's patch tokens never change, so they are computed once (in one batched call for all
 anchors that lack them) and kept on :attr:`Anchor.features` as a length-1 ``AnchorFeatures``.
 A cache entry made by another estimator or model (different ``producer``) is recomputed.
-Features are never persisted; a loaded pool starts with none.
+Each anchor's crop camera (:attr:`Anchor.crop_camera`) goes with its crop. Features an estimator
+marks ``persistable`` (the face mesh's landmarks) are saved with the pool and reused after a
+load when the producer matches; others are recomputed.
 
 The estimator is duck-typed (anything with ``feature_key`` and ``embed_anchors``, e.g.
 :class:`hpe_core.estimator.interface.RelativePoseEstimator`), so this module does not import
@@ -26,7 +28,7 @@ class FeatureEstimator(Protocol):
     @property
     def feature_key(self) -> str: ...
 
-    def embed_anchors(self, anchor_crops: NDArray[np.uint8]) -> Any: ...
+    def embed_anchors(self, anchor_crops: NDArray[np.uint8], cameras: Any = None) -> Any: ...
 
 
 def _is_current(features: Any, key: str) -> bool:
@@ -50,7 +52,9 @@ def anchor_features(anchors: Sequence[Anchor], estimator: FeatureEstimator) -> A
     key = estimator.feature_key
     missing = [a for a in anchors if not _is_current(a.features, key)]
     if missing:
-        computed = estimator.embed_anchors(np.stack([a.crop for a in missing]))
+        cameras = [a.crop_camera for a in missing]
+        computed = estimator.embed_anchors(np.stack([a.crop for a in missing]),
+                                           None if any(c is None for c in cameras) else cameras)
         if len(computed) != len(missing):
             raise ValueError(f"embed_anchors returned {len(computed)} entries for {len(missing)} crops")
         for i, a in enumerate(missing):

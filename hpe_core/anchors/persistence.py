@@ -14,9 +14,12 @@ archive (``numpy.savez``, loaded with ``allow_pickle=False``) holding:
 * ``pose_cam``: ``float64 [N, 4, 4]`` anchor head poses ``T_cam_from_head`` (real camera
   optical frame, metres), in the order of ``anchors``;
 * ``virtual_from_cam``: ``float64 [N, 3, 3]`` crops' ``R_virt_from_cam``;
-* ``crop_00000``, ...: ``uint8 [H, W, 3]`` RGB crops (named by each anchor's ``crop``).
-
-Cached estimator features are not saved (they depend on the model and are recomputed).
+* ``crop_00000``, ...: ``uint8 [H, W, 3]`` RGB crops (named by each anchor's ``crop``);
+* ``crop_from_cam``: ``float64 [N, 3, 3]`` each crop's camera (:attr:`Anchor.crop_from_cam`),
+  all zeros where unknown (optional member; older files lack it);
+* ``features_00000``, ...: ``float32`` persistable estimator features of one anchor (the face
+  mesh's landmarks ``[478, 4]``), named by the record's ``features`` with their
+  ``features_producer`` (optional; other features are recomputed after a load).
 
 Saving writes a temporary file in the target directory, flushes and fsyncs it, renames it over
 the target with ``os.replace`` (atomic on POSIX) and fsyncs the directory; on any failure the
@@ -43,6 +46,7 @@ import numpy as np
 from hpe_core.anchors.anchor import Anchor, AnchorSource
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.pool import AnchorPool
+from hpe_core.features import AnchorFeatures
 
 FORMAT_NAME = "hpe-anchor-pool"
 FORMAT_VERSION = 1
@@ -76,11 +80,19 @@ def encode_pool(pool: AnchorPool) -> bytes:
                 "crop": crop_key,
             }
         )
+        features = a.features
+        if features is not None and getattr(features, "persistable", False) and len(features) == 1:
+            feature_key = f"features_{i:05d}"
+            arrays[feature_key] = np.ascontiguousarray(np.asarray(features.values[0], dtype=np.float32))
+            records[-1]["features"] = feature_key
+            records[-1]["features_producer"] = str(features.producer)
     metadata = {"policy": pool.policy.to_dict(), "id_counters": counters, "anchors": records}
     meta_bytes = json.dumps(metadata, allow_nan=False, sort_keys=True).encode("utf-8")
     arrays["metadata"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["pose_cam"] = np.stack([a.pose_cam for a in anchors]) if anchors else np.zeros((0, 4, 4))
     arrays["virtual_from_cam"] = np.stack([a.virtual_from_cam for a in anchors]) if anchors else np.zeros((0, 3, 3))
+    arrays["crop_from_cam"] = (np.stack([np.zeros((3, 3)) if a.crop_from_cam is None else a.crop_from_cam
+                                         for a in anchors]) if anchors else np.zeros((0, 3, 3)))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     payload = buffer.getvalue()
@@ -204,6 +216,9 @@ def _parse_payload(payload: bytes, policy: Optional[AnchorPolicy]) -> AnchorPool
     n = len(records)
     if poses.shape != (n, 4, 4) or virtual.shape != (n, 3, 3):
         raise ValueError(f"pose arrays {poses.shape} / {virtual.shape} do not match {n} anchors")
+    crop_cams = arrays.get("crop_from_cam")
+    if crop_cams is not None and crop_cams.shape != (n, 3, 3):
+        raise ValueError(f"crop_from_cam {crop_cams.shape} does not match {n} anchors")
     anchors = []
     for i, r in enumerate(records):
         if not isinstance(r, dict):
@@ -224,8 +239,14 @@ def _parse_payload(payload: bytes, policy: Optional[AnchorPolicy]) -> AnchorPool
                 parent_ids=tuple(str(p) for p in r["parent_ids"]),
                 chain_depth=int(r["chain_depth"]),
                 accumulated_uncertainty_deg=float(r["accumulated_uncertainty_deg"]),
+                crop_from_cam=None if crop_cams is None or not np.any(crop_cams[i]) else crop_cams[i],
             )
         )
+        if "features" in r:
+            values = arrays[str(r["features"])]
+            if values.dtype != np.float32 or values.ndim < 1:
+                raise ValueError(f"anchor record {i}: features must be a float32 array")
+            anchors[-1].features = AnchorFeatures(values[None].copy(), str(r["features_producer"]), persistable=True)
     if policy is None:
         policy = AnchorPolicy.from_dict(metadata["policy"])
     counters = metadata.get("id_counters", {})

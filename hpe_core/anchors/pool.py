@@ -195,6 +195,7 @@ class AnchorPool:
         virtual_from_cam: Optional[ArrayLike] = None,
         quality: float = 1.0,
         created_at: Optional[float] = None,
+        crop_from_cam: Optional[ArrayLike] = None,
     ) -> Anchor:
         """Add an anchor whose pose is known (chain root, no uncertainty).
 
@@ -205,11 +206,13 @@ class AnchorPool:
             virtual_from_cam: ``[3, 3]`` the crop's ``R_virt_from_cam``; identity if ``None``.
             quality: trust, 0..1.
             created_at: seconds; the pool's clock if ``None``.
+            crop_from_cam: ``[3, 3]`` the crop's camera (:attr:`Anchor.crop_from_cam`), optional.
 
         Raises:
             AnchorPoolFullError: the track is full of anchors that may not be evicted.
         """
-        return self._add_root(AnchorSource.CALIBRATED, track_id, crop, pose_cam, virtual_from_cam, quality, 0.0, created_at)
+        return self._add_root(AnchorSource.CALIBRATED, track_id, crop, pose_cam, virtual_from_cam, quality, 0.0,
+                              created_at, crop_from_cam)
 
     def add_bootstrapped(
         self,
@@ -220,6 +223,7 @@ class AnchorPool:
         quality: float = 0.5,
         uncertainty_deg: float = 5.0,
         created_at: Optional[float] = None,
+        crop_from_cam: Optional[ArrayLike] = None,
     ) -> Anchor:
         """Add a root anchor whose pose came from an absolute estimator.
 
@@ -227,8 +231,8 @@ class AnchorPool:
         rotation error of ``pose_cam`` in degrees (becomes its accumulated uncertainty).
         """
         return self._add_root(
-            AnchorSource.BOOTSTRAPPED, track_id, crop, pose_cam, virtual_from_cam, quality, uncertainty_deg, created_at
-        )
+            AnchorSource.BOOTSTRAPPED, track_id, crop, pose_cam, virtual_from_cam, quality, uncertainty_deg, created_at,
+            crop_from_cam)
 
     def maybe_add_keyframe(
         self,
@@ -236,6 +240,7 @@ class AnchorPool:
         crop: NDArray[np.uint8],
         fused: FusedPose,
         created_at: Optional[float] = None,
+        crop_from_cam: Optional[ArrayLike] = None,
     ) -> KeyframeDecision:
         """Add the query as a keyframe if the policy's rules allow it.
 
@@ -252,6 +257,7 @@ class AnchorPool:
             crop: ``uint8`` RGB ``[H, W, 3]`` query crop the estimate was made from.
             fused: the fused estimate for that crop (:func:`fuse_relative_estimates`).
             created_at: seconds; the pool's clock if ``None``.
+            crop_from_cam: ``[3, 3]`` the query crop's camera, optional.
 
         Returns:
             :class:`KeyframeDecision`; the keyframe's quality is ``fused.confidence``.
@@ -296,6 +302,7 @@ class AnchorPool:
                 parent_ids=parent_ids,
                 chain_depth=depth,
                 accumulated_uncertainty_deg=fused.accumulated_uncertainty_deg,
+                crop_from_cam=crop_from_cam,
             )
             try:
                 evicted = self._insert(anchor)
@@ -407,6 +414,7 @@ class AnchorPool:
         quality: float,
         uncertainty_deg: float,
         created_at: Optional[float],
+        crop_from_cam: Optional[ArrayLike] = None,
     ) -> Anchor:
         _check_track_id(track_id)
         with self._lock:
@@ -420,6 +428,7 @@ class AnchorPool:
                 quality=quality,
                 created_at=self._now(created_at),
                 accumulated_uncertainty_deg=uncertainty_deg,
+                crop_from_cam=crop_from_cam,
             )
             self._insert(anchor)
             return anchor

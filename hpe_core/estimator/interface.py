@@ -1,4 +1,19 @@
-"""The relative head-pose estimator interface shared by every inference backend.
+"""The estimator interface shared by every head-pose model, and its VGGT form.
+
+Two layers (``../shared/notes/style-anchors.md``, last section):
+
+* :class:`PoseEstimator`, what the pool, selection, consensus and the pipeline see: "features of
+  K anchor crops" (:class:`AnchorFeatures`: opaque, cacheable, tagged with their producer,
+  optionally saved with the pool) and "relative poses of a query against K cached anchors"
+  (:class:`RelativePose`: rotation, translation and whatever the estimator can say about its
+  own error), plus an optional absolute pose of one crop (:class:`AbsolutePose`). Every call
+  may take each crop's :class:`CropCamera` (how the crop images the scene); estimators that
+  reason about geometry (the face mesh) need it, VGGT ignores it.
+* :class:`RelativePoseEstimator`, the VGGT form below (patch tokens, pose encoding), with its
+  backends (torch, ONNX Runtime, TensorRT). The face-mesh estimator
+  (:mod:`hpe_core.facemesh.estimator`) implements :class:`PoseEstimator` directly.
+
+The rest of this docstring is about VGGT.
 
 VGGT-HPE runs VGGT on a pair ``(anchor, query)`` with the anchor as frame 0. The query's
 predicted camera-from-world extrinsic (world = anchor camera) is the relative head pose
@@ -23,12 +38,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from hpe_core.crop_camera import CropCamera
+from hpe_core.features import AnchorFeatures
 from hpe_core.geometry.pose_encoding import POSE_ENCODING_DIM
 from hpe_core.geometry.rotations import matrix_from_quat_xyzw
 from hpe_core.geometry.transforms import apply_relative, make_transform
@@ -42,19 +59,23 @@ class RelativePose:
     """The query head's pose relative to each of K anchors (``T_rel = T_q @ inv(T_a)``).
 
     Attributes:
-        rotation: ``[K, 3, 3]`` float64 rotation of ``T_rel`` (OpenCV optical frame).
+        rotation: ``[K, 3, 3]`` float64 rotation of ``T_rel`` (virtual crop camera frames,
+            OpenCV optical axes).
         translation: ``[K, 3]`` float64 translation of ``T_rel`` in metres.
         fov_hw: ``[K, 2]`` float64 predicted field of view of the query image,
-            ``(vertical, horizontal)`` in radians.
+            ``(vertical, horizontal)`` in radians (VGGT), or ``None``.
         pose_encoding: ``[K, 9]`` float64 raw network output
             ``[tx, ty, tz, qx, qy, qz, qw, fov_h, fov_w]`` of the query frame (last
-            refinement iteration), kept for diagnostics and parity checks.
+            refinement iteration; VGGT), kept for diagnostics and parity checks, or ``None``.
+        residual: ``[K]`` float64 the estimator's own error signal per anchor (the face mesh:
+            weighted RMS fit residual in millimetres), or ``None``.
     """
 
     rotation: NDArray[np.float64]
     translation: NDArray[np.float64]
-    fov_hw: NDArray[np.float64]
-    pose_encoding: NDArray[np.float64]
+    fov_hw: Optional[NDArray[np.float64]] = None
+    pose_encoding: Optional[NDArray[np.float64]] = None
+    residual: Optional[NDArray[np.float64]] = None
 
     def __post_init__(self) -> None:
         k = self.rotation.shape[0]
@@ -63,9 +84,13 @@ class RelativePose:
             "translation": (k, 3),
             "fov_hw": (k, 2),
             "pose_encoding": (k, POSE_ENCODING_DIM),
+            "residual": (k,),
         }
         for field_name, shape in expected.items():
-            actual = getattr(self, field_name).shape
+            value = getattr(self, field_name)
+            if value is None and field_name not in ("rotation", "translation"):
+                continue
+            actual = value.shape
             if actual != shape:
                 raise ValueError(f"RelativePose.{field_name} must be {shape}, got {actual}")
 
@@ -94,6 +119,20 @@ class RelativePose:
         return make_transform(self.rotation, self.translation)
 
 
+@dataclass(frozen=True)
+class AbsolutePose:
+    """One face's head pose estimated from its crop alone, in the crop's virtual camera.
+
+    Attributes:
+        pose_virtual: ``[4, 4]`` ``T_virt_from_head`` (metres; virtual camera of the crop,
+            OpenCV optical axes; head frame as in :mod:`hpe_core.pipeline`).
+        residual: the estimator's own error signal (face mesh: weighted RMS fit residual, mm).
+    """
+
+    pose_virtual: NDArray[np.float64]
+    residual: float
+
+
 def compose_with_anchor_poses(
     rel: RelativePose, anchor_poses: NDArray[np.floating]
 ) -> NDArray[np.float64]:
@@ -111,67 +150,6 @@ def compose_with_anchor_poses(
     if poses.shape != (len(rel), 4, 4):
         raise ValueError(f"anchor_poses must be [{len(rel)}, 4, 4], got {poses.shape}")
     return apply_relative(rel.as_matrices(), poses)
-
-
-@dataclass(frozen=True)
-class AnchorFeatures:
-    """Cached per-anchor patch tokens: ``[K, P, C]`` (P patches, C channels).
-
-    ``patch_tokens`` is a numpy array or a torch tensor, whichever the producing backend
-    computes with (on its device). ``producer`` names the estimator and model that made them
-    (:attr:`RelativePoseEstimator.feature_key`); an estimator refuses features of another.
-    Index with an int, a slice or a sequence of ints to pick anchors (the anchor axis is
-    kept), and join cached entries with :meth:`concatenate`.
-    """
-
-    patch_tokens: Any
-    producer: str
-
-    def __post_init__(self) -> None:
-        if len(self.patch_tokens.shape) != 3:
-            raise ValueError(f"patch_tokens must be [K, P, C], got {tuple(self.patch_tokens.shape)}")
-
-    def __len__(self) -> int:
-        return int(self.patch_tokens.shape[0])
-
-    @property
-    def token_shape(self) -> tuple[int, int]:
-        """``(P, C)``: patches per frame and channels."""
-        return int(self.patch_tokens.shape[1]), int(self.patch_tokens.shape[2])
-
-    def __getitem__(self, index: IndexLike) -> "AnchorFeatures":
-        if isinstance(index, (int, np.integer)):
-            n = len(self)
-            if not -n <= int(index) < n:
-                raise IndexError(f"anchor index {index} out of range for {n} anchors")
-            index = slice(int(index), int(index) + 1 if int(index) != -1 else None)
-        elif not isinstance(index, slice):
-            index_list = [int(i) for i in np.asarray(index).reshape(-1)]
-            if isinstance(self.patch_tokens, torch.Tensor):
-                index = torch.as_tensor(index_list, dtype=torch.long, device=self.patch_tokens.device)
-            else:
-                index = np.asarray(index_list, dtype=np.int64)
-        return AnchorFeatures(self.patch_tokens[index], self.producer)
-
-    @staticmethod
-    def concatenate(features: Sequence["AnchorFeatures"]) -> "AnchorFeatures":
-        """Join features of the same producer along the anchor axis (order kept)."""
-        if not features:
-            raise ValueError("concatenate needs at least one AnchorFeatures")
-        producer = features[0].producer
-        for f in features[1:]:
-            if f.producer != producer:
-                raise ValueError(
-                    f"cannot concatenate features of different producers: {producer!r} vs {f.producer!r}"
-                )
-            if f.token_shape != features[0].token_shape:
-                raise ValueError(f"token shapes differ: {features[0].token_shape} vs {f.token_shape}")
-        tokens = [f.patch_tokens for f in features]
-        if isinstance(tokens[0], torch.Tensor):
-            joined: Any = torch.cat(tokens, dim=0)
-        else:
-            joined = np.concatenate(tokens, axis=0)
-        return AnchorFeatures(joined, producer)
 
 
 def crops_to_float(crops: NDArray[np.uint8], input_size: tuple[int, int]) -> NDArray[np.float32]:
@@ -195,21 +173,23 @@ def crops_to_float(crops: NDArray[np.uint8], input_size: tuple[int, int]) -> NDA
     return np.ascontiguousarray(arr.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
 
 
-class RelativePoseEstimator(ABC):
-    """A backend that estimates the query's pose relative to K anchors.
+class PoseEstimator(ABC):
+    """Any head-pose estimator the pool and the pipeline can use (module docstring).
 
-    Subclasses implement :meth:`_embed` (images -> patch tokens) and
-    :meth:`_query_pose_encoding` (anchor and query tokens -> ``[K, 9]``); everything else
-    (input checking, caching, decoding) lives here so that every backend behaves the same.
+    Crops are ``uint8`` RGB at :attr:`input_size`; ``cameras`` / ``camera`` give each crop's
+    :class:`CropCamera` (``None``: the estimator's own assumption, e.g. the crop as its own
+    virtual camera with a 60-degree field of view).
     """
 
-    #: backend name, as given to :func:`hpe_core.estimator.create_estimator`.
+    #: estimator or backend name (``vggt`` backends: ``torch``, ``onnxruntime``, ...).
     name: str = "abstract"
+    #: which estimator family this is (``vggt``, ``facemesh``).
+    estimator_kind: str = "abstract"
 
     @property
     @abstractmethod
     def input_size(self) -> tuple[int, int]:
-        """``(H, W)`` model input size in pixels; crops must have exactly this size."""
+        """``(H, W)`` crop size in pixels; crops must have exactly this size."""
 
     @property
     @abstractmethod
@@ -224,7 +204,56 @@ class RelativePoseEstimator(ABC):
     @property
     @abstractmethod
     def feature_key(self) -> str:
-        """Identifies the backend and model; stored in every :class:`AnchorFeatures`."""
+        """Identifies the estimator and model; stored in every :class:`AnchorFeatures`."""
+
+    @property
+    def crop_mode(self) -> str:
+        """The crop this estimator wants: ``"paper"`` (VGGT-HPE's box crop) or ``"aligned"``
+        (landmark-normalised, :mod:`hpe_core.aligned_crop`)."""
+        return "paper"
+
+    def describe(self) -> str:
+        """One line naming the estimator, device, precision and input size."""
+        h, w = self.input_size
+        return f"{self.name} on {self.device} ({self.precision}, input {h}x{w})"
+
+    @abstractmethod
+    def embed_anchors(self, anchor_crops: NDArray[np.uint8],
+                      cameras: Optional[Sequence[CropCamera]] = None) -> AnchorFeatures:
+        """Features of K anchors ``uint8 [K, H, W, 3]``, computed once and kept by the caller."""
+
+    @abstractmethod
+    def estimate(self, anchor_features: AnchorFeatures, query_crop: NDArray[np.uint8],
+                 camera: Optional[CropCamera] = None) -> RelativePose:
+        """Relative pose of the query ``uint8 [H, W, 3]`` w.r.t. each cached anchor (K entries,
+        in the order of ``anchor_features``)."""
+
+    def absolute_pose(self, crop: NDArray[np.uint8], camera: Optional[CropCamera] = None) -> Optional[AbsolutePose]:
+        """The face's pose from this crop alone, or ``None`` when the estimator cannot say
+        (VGGT relative models; a crop without a face)."""
+        return None
+
+    def check_features(self, anchor_features: AnchorFeatures) -> None:
+        """Raise ``ValueError`` unless ``anchor_features`` are this estimator's and non-empty."""
+        if anchor_features.producer != self.feature_key:
+            raise ValueError(
+                f"anchor features were made by {anchor_features.producer!r}, "
+                f"not by this estimator ({self.feature_key!r}); embed the anchors again"
+            )
+        if len(anchor_features) == 0:
+            raise ValueError("estimate needs at least one anchor")
+
+
+class RelativePoseEstimator(PoseEstimator):
+    """A VGGT backend that estimates the query's pose relative to K anchors.
+
+    Subclasses implement :meth:`_embed` (images -> patch tokens) and
+    :meth:`_query_pose_encoding` (anchor and query tokens -> ``[K, 9]``); everything else
+    (input checking, caching, decoding) lives here so that every backend behaves the same.
+    Crop cameras are accepted and ignored (VGGT sees only pixels).
+    """
+
+    estimator_kind = "vggt"
 
     @abstractmethod
     def _embed(self, images: NDArray[np.float32]) -> Any:
@@ -239,12 +268,8 @@ class RelativePoseEstimator(ABC):
             query_tokens: ``[1, P, C]`` patch tokens of the query, shared by the K pairs.
         """
 
-    def describe(self) -> str:
-        """One line naming the backend, device, precision and input size."""
-        h, w = self.input_size
-        return f"{self.name} on {self.device} ({self.precision}, input {h}x{w})"
-
-    def embed_anchors(self, anchor_crops: NDArray[np.uint8]) -> AnchorFeatures:
+    def embed_anchors(self, anchor_crops: NDArray[np.uint8],
+                      cameras: Optional[Sequence[CropCamera]] = None) -> AnchorFeatures:
         """Patch tokens of K anchors, computed once and kept by the caller.
 
         Args:
@@ -256,7 +281,8 @@ class RelativePoseEstimator(ABC):
         images = crops_to_float(anchor_crops, self.input_size)
         return AnchorFeatures(self._embed(images), self.feature_key)
 
-    def estimate(self, anchor_features: AnchorFeatures, query_crop: NDArray[np.uint8]) -> RelativePose:
+    def estimate(self, anchor_features: AnchorFeatures, query_crop: NDArray[np.uint8],
+                 camera: Optional[CropCamera] = None) -> RelativePose:
         """Relative pose of the query w.r.t. each cached anchor, in one batched forward.
 
         Args:
@@ -266,13 +292,7 @@ class RelativePoseEstimator(ABC):
         Returns:
             :class:`RelativePose` with K entries, in the order of ``anchor_features``.
         """
-        if anchor_features.producer != self.feature_key:
-            raise ValueError(
-                f"anchor features were made by {anchor_features.producer!r}, "
-                f"not by this estimator ({self.feature_key!r}); embed the anchors again"
-            )
-        if len(anchor_features) == 0:
-            raise ValueError("estimate needs at least one anchor")
+        self.check_features(anchor_features)
         query = crops_to_float(np.asarray(query_crop)[None], self.input_size)
         query_tokens = self._embed(query)
         encoding = self._query_pose_encoding(anchor_features.patch_tokens, query_tokens)

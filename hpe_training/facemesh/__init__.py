@@ -1,0 +1,1 @@
+"""Tools for the face-mesh estimator: deriving the canonical face from our rendered heads."""
