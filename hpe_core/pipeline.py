@@ -42,7 +42,9 @@ from hpe_core.anchors.pool import AnchorPool
 from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, CropGeometry, crop_face, resolve_intrinsics
 from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionScheduler
 from hpe_core.detection.types import FaceDetector
-from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_core.aligned_crop import aligned_crop
+from hpe_core.crop_camera import CropCamera
+from hpe_core.estimator.interface import PoseEstimator
 from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.transforms import make_transform
 from hpe_core.tracking.tracker import FaceTracker, TrackedFace, TrackerConfig
@@ -57,6 +59,8 @@ FACE_WIDTH_M = 0.15
 HEAD_CENTRE_BEHIND_FACE_M = 0.09
 #: Expected rotation error of a bootstrapped "first sight is frontal" anchor, degrees.
 BOOTSTRAP_UNCERTAINTY_DEG = 10.0
+#: Expected rotation error of an anchor bootstrapped at an absolute estimate, degrees.
+ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG = 6.0
 
 
 class PipelineError(RuntimeError):
@@ -82,7 +86,12 @@ class PipelineConfig:
     Attributes:
         crop_margin: relative margin of the square crop (paper: 0.4).
         default_hfov_deg: horizontal field of view when no intrinsics are given, degrees.
-        bootstrap: ``"frontal"`` or ``"none"`` (see module docstring).
+        bootstrap: ``"absolute"`` (a person's first sight is a bootstrapped anchor at the
+            estimator's absolute estimate, the paper's predicted-anchor setting; falls back to
+            ``"frontal"`` for estimators without one), ``"frontal"`` (taken as facing the
+            camera) or ``"none"`` (see module docstring).
+        crop_mode: ``"paper"`` (VGGT-HPE's box crop), ``"aligned"`` (landmark-normalised,
+            :mod:`hpe_core.aligned_crop`) or ``"auto"`` (the estimator's own choice).
         facing_cone_deg: a head faces the camera when its forward axis is within this angle of
             the direction to the camera, degrees.
         adopt_lost_person: a lone new track takes over the anchors of a lost person.
@@ -94,7 +103,8 @@ class PipelineConfig:
 
     crop_margin: float = PAPER_MARGIN
     default_hfov_deg: float = DEFAULT_HFOV_DEG
-    bootstrap: str = "frontal"
+    bootstrap: str = "absolute"
+    crop_mode: str = "auto"
     facing_cone_deg: float = 20.0
     adopt_lost_person: bool = True
     detection: DetectionScheduleConfig = field(default_factory=DetectionScheduleConfig)
@@ -107,8 +117,10 @@ class PipelineConfig:
             raise ValueError(f"crop_margin must be in [0, 2], got {self.crop_margin}")
         if not 1.0 <= self.default_hfov_deg < 180.0:
             raise ValueError(f"default_hfov_deg must be in [1, 180), got {self.default_hfov_deg}")
-        if self.bootstrap not in ("frontal", "none"):
-            raise ValueError(f"bootstrap must be 'frontal' or 'none', got {self.bootstrap!r}")
+        if self.bootstrap not in ("absolute", "frontal", "none"):
+            raise ValueError(f"bootstrap must be 'absolute', 'frontal' or 'none', got {self.bootstrap!r}")
+        if self.crop_mode not in ("auto", "paper", "aligned"):
+            raise ValueError(f"crop_mode must be 'auto', 'paper' or 'aligned', got {self.crop_mode!r}")
         if not 0.0 < self.facing_cone_deg <= 180.0:
             raise ValueError(f"facing_cone_deg must be in (0, 180], got {self.facing_cone_deg}")
 
@@ -172,12 +184,17 @@ class _FaceView:
 
     face: TrackedFace
     crop: NDArray[np.uint8]
-    geometry: CropGeometry
-    virtual_from_cam: FloatArray
+    K: FloatArray
+    camera: CropCamera
+
+    @property
+    def virtual_from_cam(self) -> FloatArray:
+        return self.camera.virtual_from_cam
 
 
 def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray,
-                          rotation_virtual: Optional[FloatArray] = None) -> FloatArray:
+                          rotation_virtual: Optional[FloatArray] = None,
+                          R_virt_from_cam: Optional[FloatArray] = None) -> FloatArray:
     """A head facing the camera squarely (or turned by ``rotation_virtual``), placed from its box.
 
     The head looks along the viewing ray through the box centre (identity rotation in the
@@ -188,7 +205,9 @@ def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray,
         box_xyxy: ``[4]`` face box, pixels.
         K: ``[3, 3]`` camera intrinsics.
         rotation_virtual: ``[3, 3]`` head rotation relative to facing the camera (in the
-            virtual camera of the box centre); identity when ``None``.
+            virtual camera of the box centre, or of ``R_virt_from_cam``); identity when ``None``.
+        R_virt_from_cam: ``[3, 3]`` the virtual camera ``rotation_virtual`` is given in
+            (e.g. a landmark-aligned crop's, roll included); the box centre's when ``None``.
 
     Returns:
         ``[4, 4]`` ``T_cam_from_head`` (metres).
@@ -196,7 +215,8 @@ def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray,
     x0, y0, x1, y1 = (float(v) for v in box_xyxy)
     width_px = max(x1 - x0, 1.0)
     centre = np.array([(x0 + x1) / 2.0, (y0 + y1) / 2.0])
-    R_virt_from_cam = virtual_camera_rotation(K, centre)
+    if R_virt_from_cam is None:
+        R_virt_from_cam = virtual_camera_rotation(K, centre)
     ray = np.linalg.solve(K, np.array([centre[0], centre[1], 1.0]))
     ray /= np.linalg.norm(ray)
     face_distance = float(K[0, 0]) * FACE_WIDTH_M / width_px
@@ -224,7 +244,7 @@ class HeadPosePipeline:
 
     def __init__(
         self,
-        estimator: RelativePoseEstimator,
+        estimator: PoseEstimator,
         detector: FaceDetector,
         config: Optional[PipelineConfig] = None,
         pool: Optional[AnchorPool] = None,
@@ -292,8 +312,28 @@ class HeadPosePipeline:
 
     def _crop(self, image: NDArray[np.uint8], face: TrackedFace, K: FloatArray) -> _FaceView:
         size = self.estimator.input_size[0]
+        mode = self.estimator.crop_mode if self.config.crop_mode == "auto" else self.config.crop_mode
+        if mode == "aligned":
+            crop, aligned = aligned_crop(image, K, face.box_xyxy, size, face.landmarks5, margin=self.config.crop_margin)
+            return _FaceView(face, crop, K, aligned.camera)
         crop, geometry = crop_face(image, face.box_xyxy, size, K=K, margin=self.config.crop_margin)
-        return _FaceView(face, crop, geometry, virtual_camera_rotation(K, geometry.center_px))
+        camera = CropCamera(geometry.K_crop, virtual_camera_rotation(K, geometry.center_px))
+        return _FaceView(face, crop, K, camera)
+
+    def _initial_pose(self, view: _FaceView) -> tuple[FloatArray, bool]:
+        """A person's first pose: the estimator's absolute estimate (``bootstrap="absolute"``,
+        when it has one) or facing the camera; returns ``(T_cam_from_head, from_estimate)``."""
+        if self.config.bootstrap == "absolute":
+            try:
+                absolute = self.estimator.absolute_pose(view.crop, view.camera)
+            except Exception:  # noqa: BLE001 - fall back to the frontal guess
+                absolute = None
+            if absolute is not None:
+                R_virt = absolute.pose_virtual[:3, :3]
+                # the rotation from the estimate, the position from the box (as the frontal guess)
+                return frontal_pose_from_box(view.face.box_xyxy, view.K, R_virt,
+                                             R_virt_from_cam=view.virtual_from_cam), True
+        return frontal_pose_from_box(view.face.box_xyxy, view.K), False
 
     def _assign_people(self, faces: Sequence[TrackedFace], stamp_s: float) -> None:
         """Give new tracks a person key (adopting a lost person's anchors when alone)."""
@@ -318,11 +358,12 @@ class HeadPosePipeline:
         face = view.face
         person = self._person_of_track[face.track_id]
         anchors = self.pool.anchors(person)
-        if not anchors and self.config.bootstrap == "frontal":
-            pose = frontal_pose_from_box(face.box_xyxy, view.geometry.K)
+        if not anchors and self.config.bootstrap != "none":
+            pose, estimated = self._initial_pose(view)
             anchor = self.pool.add_bootstrapped(
                 person, view.crop, pose, view.virtual_from_cam,
-                uncertainty_deg=BOOTSTRAP_UNCERTAINTY_DEG, created_at=stamp_s)
+                uncertainty_deg=ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG if estimated else BOOTSTRAP_UNCERTAINTY_DEG,
+                created_at=stamp_s, crop_from_cam=view.camera.crop_from_cam)
             self._last_rotation[person] = pose[:3, :3]
             return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped"), 0.0
         if not anchors:
@@ -334,7 +375,7 @@ class HeadPosePipeline:
         t0 = time.perf_counter()
         try:
             features = anchor_features(chosen, self.estimator)
-            rel = self.estimator.estimate(features, view.crop)
+            rel = self.estimator.estimate(features, view.crop, view.camera)
         except Exception as exc:  # noqa: BLE001 - any estimator failure is a backend failure
             raise BackendError(f"estimator {type(self.estimator).__name__} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -342,7 +383,8 @@ class HeadPosePipeline:
         fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
                                         self.config.consensus)
         self._last_rotation[person] = fused.rotation_cam
-        decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s)
+        decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s,
+                                                crop_from_cam=view.camera.crop_from_cam)
         keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
         head = self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
                           fused.nearest_gap_deg, keyframe, "estimated", fused)
@@ -365,9 +407,10 @@ class HeadPosePipeline:
 
     # ------------------------------------------------------------------ requests
     def capture_anchor(self, track_id: Optional[int] = None,
-                       pose_cam: Optional[FloatArray] = None) -> Anchor:
+                       pose_cam: Optional[FloatArray] = None, pose_from_estimate: bool = False) -> Anchor:
         """Calibrate: the face of ``track_id`` (``None``: the largest face) in the latest frame
-        becomes a calibrated anchor at ``pose_cam`` (``None``: facing the camera squarely).
+        becomes a calibrated anchor at ``pose_cam`` (``None``: facing the camera squarely, or,
+        with ``pose_from_estimate``, at the estimator's absolute estimate when it has one).
 
         The person's bootstrapped anchors and the keyframes derived from them are dropped:
         a calibration supersedes guesses.
@@ -388,11 +431,17 @@ class HeadPosePipeline:
             else:
                 raise PipelineError(f"track {track_id} is not in the latest frame (tracks: {sorted(self._views)})")
             person = self._person_of_track[view.face.track_id]
-            pose = frontal_pose_from_box(view.face.box_xyxy, view.geometry.K) if pose_cam is None else np.asarray(pose_cam, dtype=np.float64)
+            if pose_cam is not None:
+                pose = np.asarray(pose_cam, dtype=np.float64)
+            elif pose_from_estimate and self.config.bootstrap == "absolute":
+                pose = self._initial_pose(view)[0]
+            else:
+                pose = frontal_pose_from_box(view.face.box_xyxy, view.K)
             for anchor in self.pool.anchors(person):
                 if anchor.source is not AnchorSource.CALIBRATED and not self._descends_from_calibrated(person, anchor):
                     self.pool.remove_anchor(person, anchor.anchor_id)
-            anchor = self.pool.add_calibrated(person, view.crop, pose, view.virtual_from_cam)
+            anchor = self.pool.add_calibrated(person, view.crop, pose, view.virtual_from_cam,
+                                              crop_from_cam=view.camera.crop_from_cam)
             self._last_rotation[person] = pose[:3, :3]
             return anchor
 

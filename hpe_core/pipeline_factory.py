@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from hpe_core.detection.scheduler import DetectionScheduleConfig
-from hpe_core.estimator.interface import RelativePoseEstimator
+from hpe_core.estimator.interface import PoseEstimator
 from hpe_core.estimator.registry import create_estimator
 from hpe_core.pipeline import HeadPosePipeline, PipelineConfig
 
@@ -46,7 +46,9 @@ class PipelineSettings:
     """Everything needed to build a pipeline.
 
     Attributes:
-        backend: ``onnxruntime`` | ``torch`` | ``tensorrt``.
+        estimator: ``facemesh`` (MediaPipe's real-face-pretrained mesh, the default: see the
+            README's real-face figures) | ``vggt`` (our VGGT model on ``backend``).
+        backend: VGGT's backend, ``onnxruntime`` | ``torch`` | ``tensorrt``.
         model_path: model directory; empty = the shipped default.
         device: ``cpu`` | ``cuda`` | ``cuda:N`` (estimator and detector).
         precision: ``fp32`` | ``fp16`` | ``bf16``.
@@ -57,6 +59,7 @@ class PipelineSettings:
         pipeline: crop, bootstrap, facing and anchor-policy settings.
     """
 
+    estimator: str = "facemesh"
     backend: str = "onnxruntime"
     model_path: str = ""
     device: str = "cpu"
@@ -77,8 +80,21 @@ class PipelineSettings:
         return PipelineConfig(**{**self.pipeline.__dict__, "detection": schedule})
 
 
-def build_estimator(settings: PipelineSettings) -> RelativePoseEstimator:
+#: Estimator names and what they are (``estimator`` parameter of the node, ``hpe-video``, ``hpe-eval``).
+ESTIMATORS = {
+    "facemesh": "MediaPipe face mesh + iris (real-face pretrained), rigid fit of 3-D landmarks; CPU",
+    "vggt": "our VGGT relative-pose model on the chosen backend (onnxruntime, torch, tensorrt)",
+}
+
+
+def build_estimator(settings: PipelineSettings) -> PoseEstimator:
     """The estimator of ``settings`` (raises ``ModelNotFoundError`` / backend errors)."""
+    if settings.estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {settings.estimator!r}; choose one of {sorted(ESTIMATORS)}")
+    if settings.estimator == "facemesh":
+        from hpe_core.facemesh.estimator import FaceMeshEstimator
+
+        return FaceMeshEstimator()
     options = {}
     if settings.backend == "tensorrt" and settings.engine_cache_dir:
         options["cache_dir"] = settings.engine_cache_dir
@@ -98,7 +114,7 @@ def build_detector(settings: PipelineSettings):
     return MtcnnFaceDetector(config)
 
 
-def build_pipeline(settings: PipelineSettings, estimator: Optional[RelativePoseEstimator] = None,
+def build_pipeline(settings: PipelineSettings, estimator: Optional[PoseEstimator] = None,
                    detector=None) -> HeadPosePipeline:
     """A ready pipeline; ``estimator`` / ``detector`` override the ones the settings name."""
     return HeadPosePipeline(

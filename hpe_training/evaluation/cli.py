@@ -94,11 +94,43 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--frames", type=int, default=60)
     syn.add_argument("--data", type=Path, default=SYNTHETIC_CACHE, help="where the rendered set is kept")
     common(syn, DEFAULT_ABSOLUTE_MODEL if (DEFAULT_ABSOLUTE_MODEL / "config.json").is_file() else None)
+    real = sub.add_parser("real", help="real faces with exact truth: roll sweep, mirror pairs, videos (hpe_training/evaluation/real.py)")
+    real.add_argument("--out", type=Path, required=True, help="output directory")
+    real.add_argument("--estimators", nargs="+", default=["facemesh", "vggt"], choices=["facemesh", "vggt"])
+    real.add_argument("--sweep-image", default="astronaut",
+                      help="image for the roll sweep: 'astronaut' (scikit-image, public domain) or a path; 'none' to skip")
+    real.add_argument("--labelled", type=Path, help="folder of labelled photos (AFLW2000 .jpg+.mat, or labels.csv)")
+    real.add_argument("--videos", type=Path, nargs="*", default=[], help="unlabelled clips (GIF or video)")
+    real.add_argument("--photo-hfov", type=float, default=20.0, help="field of view assumed for the labelled photos, deg")
     return p
+
+
+def _main_real(args) -> int:
+    import cv2
+
+    from hpe_training.evaluation.real import run_real, summary
+
+    image = None
+    if args.sweep_image == "astronaut":
+        from skimage import data
+
+        image = data.astronaut()
+    elif args.sweep_image != "none":
+        bgr = cv2.imread(args.sweep_image, cv2.IMREAD_COLOR)
+        if bgr is None:
+            print(f"hpe-eval: cannot read {args.sweep_image}", file=sys.stderr)
+            return 2
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    results = run_real(args.out, args.estimators, image, args.labelled, args.videos, args.photo_hfov)
+    print(summary(results))
+    print(f"hpe-eval real: results in {args.out}")
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dataset == "real":
+        return _main_real(args)
     if args.no_relative and not args.absolute_model:
         print("hpe-eval: --no-relative needs --absolute-model", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ CAMERA_FRAME = "test_cam_optical_frame"
 def system(tiny_model, tmp_path_factory):
     anchor_dir = tmp_path_factory.mktemp("anchors")
     log = tmp_path_factory.mktemp("logs") / "node.log"
-    node = NodeProcess({"model_path": str(tiny_model), "anchors.dir": str(anchor_dir),
+    node = NodeProcess({"estimator": "vggt", "model_path": str(tiny_model), "anchors.dir": str(anchor_dir),
                         "detection.every_n_frames": 1, "diagnostics_period_s": 0.2},
                        log, remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
     client = Client()

@@ -65,7 +65,7 @@ def outputs_by_stamp(messages) -> dict:
 
 
 def start_node(tiny_model, tmp_path, name):
-    return NodeProcess({"model_path": str(tiny_model), "anchors.dir": str(tmp_path / "anchors"),
+    return NodeProcess({"estimator": "vggt", "model_path": str(tiny_model), "anchors.dir": str(tmp_path / "anchors"),
                         "detection.every_n_frames": 1, "max_frame_age_s": 0.0}, tmp_path / f"{name}.log",
                        remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
 

@@ -26,7 +26,7 @@ def test_node_poses_match_the_truth_within_the_models_accuracy(tmp_path):
     bound = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())["held_out"]["all"]["geodesic_deg"]
     seq = hold_first_frame(render_sequence(SequenceConfig(kind="yaw_sweep", n_frames=24, max_yaw_deg=35.0,
                                                           seed=21, msaa=0)), 8)
-    node = NodeProcess({"anchors.dir": str(tmp_path), "detection.every_n_frames": 1},
+    node = NodeProcess({"estimator": "vggt", "anchors.dir": str(tmp_path), "detection.every_n_frames": 1},
                        tmp_path / "node.log", remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
     client = Client()
     try:

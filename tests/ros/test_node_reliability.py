@@ -51,7 +51,7 @@ class Rig:
         self.trigger = work / "backend_trigger"
         self.env = {"HPE_BACKEND_PLUGINS": "faulty_backend", "HPE_FAULTY_BACKEND_TRIGGER": str(self.trigger),
                     "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
-        self.node = NodeProcess({"model_path": str(tiny_model), "backend": "faulty", "anchors.dir": str(self.anchor_dir),
+        self.node = NodeProcess({"estimator": "vggt", "model_path": str(tiny_model), "backend": "faulty", "anchors.dir": str(self.anchor_dir),
                                  "detection.every_n_frames": 1, "diagnostics_period_s": 0.2, "fallback_to_cpu": False},
                                 work / "node_a.log", remaps={"image": "/test_cam/image", **CAMERA}, env=self.env)
         self.client = Client()
@@ -318,7 +318,7 @@ def test_restart_restores_the_saved_pool_and_bad_compressed_frames(rig, frames):
     data = (rig.anchor_dir / "restart.hpepool").read_bytes()
     (rig.anchor_dir / "truncated.hpepool").write_bytes(data[: len(data) // 2])
     rig.node.stop()
-    node_b = NodeProcess({"model_path": str(rig.tiny_model), "anchors.dir": str(rig.anchor_dir),
+    node_b = NodeProcess({"estimator": "vggt", "model_path": str(rig.tiny_model), "anchors.dir": str(rig.anchor_dir),
                           "anchors.file": "restart.hpepool", "anchors.autoload": True, "use_compressed": True,
                           "detection.every_n_frames": 1, "diagnostics_period_s": 0.2},
                          rig.work / "node_b.log", remaps={"image/compressed": "/test_cam/image/compressed", **CAMERA})
@@ -370,7 +370,7 @@ def test_truncated_model_refused_then_configure_succeeds_once_fixed(rig):
     graph = model / "relative_pose.onnx"
     original = graph.read_bytes()
     graph.write_bytes(original[: len(original) // 2])
-    node_c = NodeProcess({"model_path": str(model), "anchors.dir": str(rig.anchor_dir)}, rig.work / "node_c.log",
+    node_c = NodeProcess({"estimator": "vggt", "model_path": str(model), "anchors.dir": str(rig.anchor_dir)}, rig.work / "node_c.log",
                          remaps={"image": "/test_cam/image", **CAMERA})
     try:
         assert wait_for(lambda: "configure failed" in node_c.log(), 90.0), node_c.log()
