@@ -83,8 +83,13 @@ def test_anchor_features_refuse_mixing_producers():
     b = AnchorFeatures(np.zeros((1, 3, 2), np.float32), "model-b")
     with pytest.raises(ValueError, match="different producers"):
         AnchorFeatures.concatenate([a, b])
-    with pytest.raises(ValueError, match=r"\[K, P, C\]"):
-        AnchorFeatures(np.zeros((3, 2), np.float32), "model-a")
+    # features are generic [K, ...] (VGGT tokens [K, P, C], face-mesh points [K, N, 4]) ...
+    with pytest.raises(ValueError, match=r"\[K, \.\.\.\]"):
+        AnchorFeatures(np.zeros((3,), np.float32), "model-a")
+    # ... but one producer's entries must agree in shape
+    c = AnchorFeatures(np.zeros((1, 4, 2), np.float32), "model-a")
+    with pytest.raises(ValueError, match="shapes differ"):
+        AnchorFeatures.concatenate([a, c])
 
 
 def test_crops_to_float_layout_and_checks():

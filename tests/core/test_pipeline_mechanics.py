@@ -125,10 +125,10 @@ class _SwitchableFailure:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def estimate(self, features, crop):
+    def estimate(self, features, crop, camera=None):
         if self.failing:
             raise RuntimeError("device lost")
-        return self.inner.estimate(features, crop)
+        return self.inner.estimate(features, crop, camera)
 
 
 def test_backend_failure_is_a_backend_error_and_the_next_frame_works(estimator, detector, astronaut_frames):
