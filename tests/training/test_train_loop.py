@@ -197,7 +197,7 @@ def test_cuda_bf16_training_and_resume(tmp_path):
 
 
 def test_cpu_bf16_runs_the_forward_pass_in_bfloat16_and_still_learns(tmp_path):
-    cfg = _cfg(tmp_path, "bf16", mode="full", batch_size=2, accumulation_steps=1, epochs=12, lr=1e-3,
+    cfg = _cfg(tmp_path, "bf16", mode="full", batch_size=2, accumulation_steps=1, epochs=24, lr=1e-3,
                min_lr=1e-3, warmup_fraction=0.0, validate=False, cpu_bf16=True)
     trainer = Trainer(cfg, TinyPairs(2, noise=0.0))
     seen = set()
