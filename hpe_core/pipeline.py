@@ -39,7 +39,7 @@ from hpe_core.anchors.consensus import ConsensusParams, FusedPose, fuse_relative
 from hpe_core.anchors.features import anchor_features
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.pool import AnchorPool
-from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, CropGeometry, crop_face, resolve_intrinsics
+from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, crop_face, resolve_intrinsics
 from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionScheduler
 from hpe_core.detection.types import FaceDetector
 from hpe_core.aligned_crop import aligned_crop

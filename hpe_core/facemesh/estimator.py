@@ -92,6 +92,47 @@ def refined_roi(landmarks_px: FloatArray, size: int) -> FloatArray:
     return A
 
 
+def fit_to_canonical(landmarks_px: FloatArray, camera: CropCamera, canonical: CanonicalFace,
+                     weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, float]:
+    """Lift one crop's ``[478, 3]`` mesh landmarks to metres by a robust similarity fit of the
+    canonical face.
+
+    Returns:
+        ``points [478, 3]`` metres (virtual frame), ``visibility [478]``, ``pose_virtual [4, 4]``
+        (``T_virt_from_head``) and the fit's weighted RMS residual in millimetres.
+    """
+    unit = lift_unit_depth(landmarks_px, camera, canonical.z_scale)
+
+    def visible(fit: RigidFit) -> FloatArray:
+        return visibility(canonical.normals, fit.rotation, unit)
+
+    # unit-depth points ~ scale * (R S + t'): the face's depth is 1 / scale. A first plain fit
+    # brings the points to metres, so the robust fit's scale is in metres.
+    first = weighted_fit(canonical.points, unit, weights, with_scale=True)
+    unit = unit / first.scale
+    fit = robust_fit(canonical.points, unit, weights, cauchy_scale=CANONICAL_CAUCHY_SCALE_M,
+                     with_scale=True, reweight=visible)
+    points = unit / fit.scale
+    pose = make_transform(fit.rotation, fit.translation / fit.scale)
+    return points, visible(fit), pose, fit.rms / fit.scale * 1e3
+
+
+def relative_fit(anchor_values: FloatArray, query_points: FloatArray, query_visibility: FloatArray,
+                 weights: FloatArray) -> RelativePose:
+    """Relative poses ``P_q ~ R P_a + t`` of a query's metric points ``[478, 3]`` (with their
+    visibility ``[478]``) against ``[K, 478, 4]`` anchor features (module docstring)."""
+    values = np.asarray(anchor_values, dtype=np.float64)
+    k = values.shape[0]
+    rotations = np.zeros((k, 3, 3))
+    translations = np.zeros((k, 3))
+    residuals = np.zeros(k)
+    for i in range(k):
+        prior = weights * values[i, :, 3] * query_visibility
+        fit = robust_fit(values[i, :, :3], query_points, prior, cauchy_scale=CAUCHY_SCALE_M)
+        rotations[i], translations[i], residuals[i] = fit.rotation, fit.translation, fit.rms * 1e3
+    return RelativePose(rotation=rotations, translation=translations, residual=residuals)
+
+
 class FaceMeshEstimator(PoseEstimator):
     """MediaPipe's face mesh as a :class:`~hpe_core.estimator.interface.PoseEstimator`.
 
@@ -158,22 +199,8 @@ class FaceMeshEstimator(PoseEstimator):
                 crop_landmarks = mesh.landmarks
         else:
             crop_landmarks = mesh.landmarks
-        unit = lift_unit_depth(mesh.landmarks, cam, self.canonical.z_scale)
-        canonical = self.canonical
-
-        def visible(fit: RigidFit) -> FloatArray:
-            return visibility(canonical.normals, fit.rotation, unit)
-
-        # unit-depth points ~ scale * (R S + t'): the face's depth is 1 / scale. A first plain fit
-        # brings the points to metres, so the robust fit's scale is in metres.
-        first = weighted_fit(canonical.points, unit, self._weights, with_scale=True)
-        unit = unit / first.scale
-        fit = robust_fit(canonical.points, unit, self._weights, cauchy_scale=CANONICAL_CAUCHY_SCALE_M,
-                         with_scale=True, reweight=visible)
-        points = unit / fit.scale
-        vis = visible(fit)
-        pose = make_transform(fit.rotation, fit.translation / fit.scale)
-        return MeshObservation(crop_landmarks, points, vis, pose, fit.rms / fit.scale * 1e3, mesh.face_score)
+        points, vis, pose, residual_mm = fit_to_canonical(mesh.landmarks, cam, self.canonical, self._weights)
+        return MeshObservation(crop_landmarks, points, vis, pose, residual_mm, mesh.face_score)
 
     def absolute_pose(self, crop: NDArray[np.uint8], camera: Optional[CropCamera] = None) -> Optional[AbsolutePose]:
         obs = self.observe(crop, camera)
@@ -204,13 +231,4 @@ class FaceMeshEstimator(PoseEstimator):
 
     def relative_to(self, anchor_values: FloatArray, query: MeshObservation) -> RelativePose:
         """Relative poses of an observed query against ``[K, 478, 4]`` anchor features."""
-        k = anchor_values.shape[0]
-        rotations = np.zeros((k, 3, 3))
-        translations = np.zeros((k, 3))
-        residuals = np.zeros(k)
-        for i in range(k):
-            anchor_points = anchor_values[i, :, :3]
-            prior = self._weights * anchor_values[i, :, 3] * query.visibility
-            fit = robust_fit(anchor_points, query.points_m, prior, cauchy_scale=CAUCHY_SCALE_M)
-            rotations[i], translations[i], residuals[i] = fit.rotation, fit.translation, fit.rms * 1e3
-        return RelativePose(rotation=rotations, translation=translations, residual=residuals)
+        return relative_fit(anchor_values, query.points_m, query.visibility, self._weights)

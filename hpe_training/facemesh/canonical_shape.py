@@ -104,29 +104,16 @@ def solve_shape(frames: Sequence[MeshFrame], z_scale: float, weights: np.ndarray
 def pair_errors(frames: Sequence[MeshFrame], canonical: CanonicalFace, max_pairs: int = 400,
                 seed: int = 0) -> np.ndarray:
     """Rotation errors (deg) of the face-mesh estimator's relative poses on random frame pairs."""
-    from hpe_core.facemesh.estimator import FaceMeshEstimator, MeshObservation
-    from hpe_core.facemesh.fit import robust_fit, weighted_fit
-    from hpe_core.facemesh.lifting import visibility
+    from hpe_core.facemesh.estimator import fit_to_canonical, relative_fit
 
-    est = FaceMeshEstimator.__new__(FaceMeshEstimator)
-    est.canonical = canonical
-    est._weights = expression_weights(canonical.jaw)
-    obs = []
-    for f in frames:
-        unit = lift_unit_depth(f.landmarks, f.camera, canonical.z_scale)
-        first = weighted_fit(canonical.points, unit, est._weights, with_scale=True)
-        unit = unit / first.scale
-        fit = robust_fit(canonical.points, unit, est._weights, 0.008, with_scale=True,
-                         reweight=lambda ft, u=unit: visibility(canonical.normals, ft.rotation, u))
-        pts = unit / fit.scale
-        obs.append(MeshObservation(f.landmarks, pts, visibility(canonical.normals, fit.rotation, pts),
-                                   np.eye(4), 0.0, f.face_score))
+    weights = expression_weights(canonical.jaw)
+    observed = [fit_to_canonical(f.landmarks, f.camera, canonical, weights) for f in frames]
     rng = np.random.default_rng(seed)
     errors = []
     for _ in range(max_pairs):
         a, q = rng.choice(len(frames), size=2, replace=False)
-        values = np.concatenate([obs[a].points_m, obs[a].visibility[:, None]], axis=1)[None]
-        rel = est.relative_to(values, obs[q])
+        values = np.concatenate([observed[a][0], observed[a][1][:, None]], axis=1)[None]
+        rel = relative_fit(values, observed[q][0], observed[q][1], weights)
         true = frames[q].rotation @ frames[a].rotation.T
         errors.append(float(geodesic_angle_deg(rel.rotation[0], true)))
     return np.asarray(errors)

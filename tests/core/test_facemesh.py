@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from hpe_core.anchors.persistence import decode_pool, encode_pool
-from hpe_core.anchors.pool import AnchorPool
 from hpe_core.crop_camera import CropCamera
 from hpe_core.facemesh.canonical import load_canonical_face
 from hpe_core.facemesh.fit import robust_fit, weighted_fit
-from hpe_core.facemesh.lifting import lift_unit_depth
 from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg
 from hpe_core.geometry.rotations import geodesic_angle_deg
 
@@ -52,16 +50,11 @@ def test_robust_fit_ignores_outliers() -> None:
 def test_relative_and_absolute_fits_exact_on_synthetic_landmarks() -> None:
     """Project the canonical face at two known poses through a crop camera, as the mesh would
     report it (pixels and relative depth), and recover the poses exactly."""
-    from hpe_core.facemesh.estimator import FaceMeshEstimator, MeshObservation
-    from hpe_core.facemesh.lifting import visibility
-
-    canonical = load_canonical_face()
-    est = FaceMeshEstimator.__new__(FaceMeshEstimator)  # no networks needed for the fits
-    FaceMeshEstimator.__init__.__globals__  # noqa: B018 - keep the import used
-    est.canonical, est.refine_roi = canonical, False
+    from hpe_core.facemesh.estimator import fit_to_canonical, relative_fit
     from hpe_core.facemesh.topology import expression_weights
 
-    est._weights = expression_weights(canonical.jaw)
+    canonical = load_canonical_face()
+    weights = expression_weights(canonical.jaw)
     cam = CropCamera(np.array([[900.0, 0, 95.5], [0, 900.0, 95.5], [0, 0, 1]]), np.eye(3))
 
     def mesh_of(R, t):
@@ -75,14 +68,11 @@ def test_relative_and_absolute_fits_exact_on_synthetic_landmarks() -> None:
     Rq, tq = matrix_from_yaw_pitch_roll_deg(35.0, -10.0, -5.0), np.array([-0.02, 0.01, 0.95])
     obs = []
     for R, t in ((Ra, ta), (Rq, tq)):
-        unit = lift_unit_depth(mesh_of(R, t), cam, canonical.z_scale)
-        first = weighted_fit(canonical.points, unit, est._weights, with_scale=True)
-        assert geodesic_angle_deg(first.rotation, R) < 0.5  # absolute: rigid fit to the canonical face
-        pts = unit / first.scale
-        obs.append(MeshObservation(np.zeros((478, 3)), pts, visibility(canonical.normals, first.rotation, pts),
-                                   np.eye(4), 0.0, 1.0))
-    values = np.concatenate([obs[0].points_m, obs[0].visibility[:, None]], 1)[None]
-    rel = est.relative_to(values, obs[1])
+        points, vis, pose, _ = fit_to_canonical(mesh_of(R, t), cam, canonical, weights)
+        assert geodesic_angle_deg(pose[:3, :3], R) < 0.5  # absolute: rigid fit to the canonical face
+        obs.append((points, vis))
+    values = np.concatenate([obs[0][0], obs[0][1][:, None]], 1)[None]
+    rel = relative_fit(values, obs[1][0], obs[1][1], weights)
     assert geodesic_angle_deg(rel.rotation[0], Rq @ Ra.T) < 0.5
 
 
