@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from hpe_core.anchors.anchor import Anchor, AnchorSource
+from hpe_core.anchors.anchor import Anchor, AnchorSource, check_pose
 from hpe_core.anchors.consensus import ConsensusParams, FusedPose, fuse_relative_estimates
 from hpe_core.anchors.features import anchor_features
 from hpe_core.anchors.policy import AnchorPolicy
@@ -95,6 +95,9 @@ class PipelineConfig:
         facing_cone_deg: a head faces the camera when its forward axis is within this angle of
             the direction to the camera, degrees.
         adopt_lost_person: a lone new track takes over the anchors of a lost person.
+        max_people: people whose anchors are kept; when a new person would exceed it, the
+            least recently seen person without a calibrated anchor (and not in view) is
+            forgotten, so a stream of false or passing faces cannot grow memory without bound.
         detection: when the detector runs.
         tracker: tracker settings.
         policy: anchor policy (selection K, keyframes, capacity).
@@ -107,6 +110,7 @@ class PipelineConfig:
     crop_mode: str = "auto"
     facing_cone_deg: float = 20.0
     adopt_lost_person: bool = True
+    max_people: int = 32
     detection: DetectionScheduleConfig = field(default_factory=DetectionScheduleConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     policy: AnchorPolicy = field(default_factory=AnchorPolicy)
@@ -123,6 +127,8 @@ class PipelineConfig:
             raise ValueError(f"crop_mode must be 'auto', 'paper' or 'aligned', got {self.crop_mode!r}")
         if not 0.0 < self.facing_cone_deg <= 180.0:
             raise ValueError(f"facing_cone_deg must be in (0, 180], got {self.facing_cone_deg}")
+        if isinstance(self.max_people, bool) or not isinstance(self.max_people, int) or self.max_people < 1:
+            raise ValueError(f"max_people must be an int >= 1, got {self.max_people!r}")
 
 
 @dataclass(frozen=True)
@@ -336,7 +342,11 @@ class HeadPosePipeline:
         return frontal_pose_from_box(view.face.box_xyxy, view.K), False
 
     def _assign_people(self, faces: Sequence[TrackedFace], stamp_s: float) -> None:
-        """Give new tracks a person key (adopting a lost person's anchors when alone)."""
+        """Give new tracks a person key (adopting a lost person's anchors when alone); forget
+        dead tracks and, beyond ``max_people``, the least recently seen uncalibrated people."""
+        live = self.scheduler.tracker.live_track_ids()
+        for track_id in [t for t in self._person_of_track if t not in live]:
+            del self._person_of_track[track_id]
         visible = {f.track_id for f in faces}
         active_people = {self._person_of_track[t] for t in visible if t in self._person_of_track}
         new_tracks = [f.track_id for f in faces if f.track_id not in self._person_of_track]
@@ -353,6 +363,23 @@ class HeadPosePipeline:
             active_people.add(person)
         for track_id in visible:
             self._last_seen[self._person_of_track[track_id]] = stamp_s
+        self._forget_people(active_people)
+
+    def _forget_people(self, in_view: set[str]) -> None:
+        """Keep at most ``max_people`` people: forget the least recently seen ones that are not
+        in view and hold no calibrated anchor (calibrations are the user's; only
+        ``clear_anchors`` removes them)."""
+        known = set(self.pool.tracks()) | set(self._last_seen) | set(self._person_of_track.values())
+        excess = len(known) - self.config.max_people
+        if excess <= 0:
+            return
+        candidates = [p for p in known if p not in in_view and p not in set(self._person_of_track.values())
+                      and not any(a.source is AnchorSource.CALIBRATED for a in self.pool.anchors(p))]
+        candidates.sort(key=lambda p: self._last_seen.get(p, -math.inf))
+        for person in candidates[:excess]:
+            self.pool.remove_track(person)
+            self._last_seen.pop(person, None)
+            self._last_rotation.pop(person, None)
 
     def _estimate_head(self, view: _FaceView, stamp_s: float) -> tuple[HeadEstimate, float]:
         face = view.face
@@ -417,6 +444,9 @@ class HeadPosePipeline:
 
         Raises:
             PipelineError: no face in the latest frame, or no such track.
+            ValueError: ``pose_cam`` not a rigid ``[4, 4]`` transform with a finite translation
+                within :data:`~hpe_core.anchors.anchor.MAX_POSE_DISTANCE_M` in front of the
+                camera (the pool is unchanged).
         """
         with self._lock:
             if not self._views:
@@ -432,16 +462,25 @@ class HeadPosePipeline:
                 raise PipelineError(f"track {track_id} is not in the latest frame (tracks: {sorted(self._views)})")
             person = self._person_of_track[view.face.track_id]
             if pose_cam is not None:
-                pose = np.asarray(pose_cam, dtype=np.float64)
+                # validated before anything changes: a refused pose leaves the pool as it was
+                pose = check_pose(pose_cam, "capture pose")
+                if pose[2, 3] <= 0.0:
+                    raise ValueError(f"capture pose must be in front of the camera (z > 0), got z = {pose[2, 3]:.4g} m")
             elif pose_from_estimate and self.config.bootstrap == "absolute":
                 pose = self._initial_pose(view)[0]
             else:
                 pose = frontal_pose_from_box(view.face.box_xyxy, view.K)
-            for anchor in self.pool.anchors(person):
-                if anchor.source is not AnchorSource.CALIBRATED and not self._descends_from_calibrated(person, anchor):
-                    self.pool.remove_anchor(person, anchor.anchor_id)
-            anchor = self.pool.add_calibrated(person, view.crop, pose, view.virtual_from_cam,
-                                              crop_from_cam=view.camera.crop_from_cam)
+            superseded = [a for a in self.pool.anchors(person)
+                          if a.source is not AnchorSource.CALIBRATED and not self._descends_from_calibrated(person, a)]
+            for anchor in superseded:
+                self.pool.remove_anchor(person, anchor.anchor_id)
+            try:
+                anchor = self.pool.add_calibrated(person, view.crop, pose, view.virtual_from_cam,
+                                                  crop_from_cam=view.camera.crop_from_cam)
+            except Exception:
+                for old in superseded:  # put the guesses back: a failed request changes nothing
+                    self.pool.restore_anchor(old)
+                raise
             self._last_rotation[person] = pose[:3, :3]
             return anchor
 

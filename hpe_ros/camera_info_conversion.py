@@ -17,6 +17,12 @@ not applied: the pipeline uses ``K`` only.
 An uncalibrated camera publishes ``K`` all zeros; that, NaN/inf entries, a non-positive focal
 length or a last row other than ``[0, 0, 1]`` raise :class:`CameraInfoError` so the node can
 fall back to a default field of view (``hpe_core.crop.intrinsics_from_fov``).
+
+Finite but absurd values are refused too (they would make every later frame fail): the image
+sides at most :data:`MAX_SIDE_PX`; ``fx / width`` and ``fy / height`` within
+:data:`FOCAL_PER_SIDE_RANGE` (a horizontal field of view between about 0.6 and 178 degrees);
+``fy / fx`` within :data:`ASPECT_RANGE`; the principal point within one image size of the
+image (``-width <= cx <= 2 width``, likewise ``cy``); ``|skew| <= fx``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,12 @@ FloatArray = NDArray[np.float64]
 
 # Tolerance on K's fixed entries (K[1,0], K[2,:] = [0, 0, 1]).
 _K_FIXED_TOL = 1e-9
+#: Largest image side a CameraInfo may declare, pixels.
+MAX_SIDE_PX = 1 << 16
+#: Accepted ``fx / width`` (and ``fy / height``): 0.01 is a 178-degree, 100 a 0.6-degree field of view.
+FOCAL_PER_SIDE_RANGE = (0.01, 100.0)
+#: Accepted pixel aspect ``fy / fx``.
+ASPECT_RANGE = (0.1, 10.0)
 
 
 class CameraInfoError(ValueError):
@@ -68,7 +80,8 @@ def validate_intrinsics(K: ArrayLike, width: int, height: int) -> FloatArray:
 
     Raises:
         CameraInfoError: wrong shape, all zeros (uncalibrated), NaN/inf, ``fx`` or ``fy``
-            ``<= 0``, ``K[1,0] != 0``, last row not ``[0, 0, 1]``, or non-positive size.
+            ``<= 0``, ``K[1,0] != 0``, last row not ``[0, 0, 1]``, non-positive size, or a
+            value outside the plausibility limits of the module docstring.
     """
     K_arr = np.asarray(K, dtype=np.float64)
     if K_arr.shape == (9,):
@@ -90,6 +103,20 @@ def validate_intrinsics(K: ArrayLike, width: int, height: int) -> FloatArray:
         )
     if int(width) <= 0 or int(height) <= 0:
         raise CameraInfoError(f"image size must be positive, got width={width}, height={height}")
+    w, h = int(width), int(height)
+    if max(w, h) > MAX_SIDE_PX:
+        raise CameraInfoError(f"image size {w}x{h} exceeds {MAX_SIDE_PX} pixels a side")
+    lo, hi = FOCAL_PER_SIDE_RANGE
+    if not (lo <= fx / w <= hi and lo <= fy / h <= hi):
+        raise CameraInfoError(f"focal lengths fx={fx}, fy={fy} are implausible for a {w}x{h} image "
+                              f"(fx/width and fy/height must be in [{lo}, {hi}])")
+    if not ASPECT_RANGE[0] <= fy / fx <= ASPECT_RANGE[1]:
+        raise CameraInfoError(f"pixel aspect fy/fx = {fy / fx:.4g} outside {list(ASPECT_RANGE)}")
+    cx, cy, skew = K_arr[0, 2], K_arr[1, 2], K_arr[0, 1]
+    if not (-w <= cx <= 2 * w and -h <= cy <= 2 * h):
+        raise CameraInfoError(f"principal point ({cx}, {cy}) lies more than an image size outside the {w}x{h} image")
+    if abs(skew) > fx:
+        raise CameraInfoError(f"skew {skew} is larger than fx={fx}")
     return K_arr
 
 

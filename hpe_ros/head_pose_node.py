@@ -12,10 +12,15 @@ the model); one worker thread converts, runs the :class:`~hpe_core.pipeline.Head
 and publishes. A slow model drops frames instead of piling them up. Services run in their own
 callback group (a multi-threaded executor serves them while frames are processed).
 
-Bad input never stops the worker: a frame that cannot be converted, is out of order or too old
-(:mod:`hpe_core.frame_order`: frames whose stamp is not later than the last processed one are
-dropped and counted in ``frames_out_of_order``) or makes the backend fail is logged, counted
-and shown in /diagnostics, and the next frame is processed as usual.
+Bad input never stops the worker: a frame that cannot be converted, is out of order, too old
+or stamped ahead of the node's clock (:mod:`hpe_core.frame_order`, judged only after the frame
+was converted, so a refused frame's stamp is never remembered) or makes the backend fail is
+logged (per cause, throttled: :mod:`hpe_core.log_throttle`), counted and shown in /diagnostics,
+and the next frame is processed as usual. Service callbacks never let an exception escape: a
+request is validated before anything changes, a failure is answered with ``success: false``
+and the reason, and services and lifecycle transitions take turns (a save or load that runs
+while the node is cleaned up finishes first). An image whose ``frame_id`` is not a valid TF
+frame (empty, for instance) still gets its ``/head_pose``; only TF is skipped, with a warning.
 
 Topics (relative names; remap them in the launch file):
   in   image (sensor_msgs/Image) or image/compressed, camera_info
@@ -51,6 +56,7 @@ from hpe_core.anchors import persistence as pool_files
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.frame_order import FrameOrderGate
 from hpe_core.latest_queue import LatestQueue
+from hpe_core.log_throttle import CauseThrottle
 from hpe_core.pipeline import BackendError, FrameResult, HeadPosePipeline, PipelineConfig, PipelineError
 from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_pipeline
 from hpe_ros.anchor_files import AnchorPathError, resolve_anchor_path
@@ -59,8 +65,8 @@ from hpe_ros.diagnostics_conversion import diagnostic_array_from_stats
 from hpe_ros.image_conversion import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
 from hpe_ros.msg import HeadPose, HeadPoseArray
 from hpe_ros.node_stats import NodeStats
-from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, validate
-from hpe_ros.pose_conversion import head_tf_transforms, matrix_from_pose_msg, pose_msg_from_matrix, seconds_from_time_msg, tf_message
+from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, frame_id_problem, validate_together
+from hpe_ros.pose_conversion import head_tf_transforms, pose_msg_from_matrix, seconds_from_time_msg, tf_message
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors
 
 #: QoS that tf2_ros uses for /tf: depth 100, reliable, volatile.
@@ -70,6 +76,37 @@ RELIABLE_IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
 
 # Parameters that shape the pipeline; a change rebuilds its config before the next frame.
 _PIPELINE_PARAMETERS = {name for name in SPECS if name.split(".")[0] in ("detection", "crop", "anchors", "facing", "camera")}
+#: A quaternion given to capture_anchor may be this far from unit norm (it is normalised).
+QUATERNION_NORM_TOLERANCE = 0.01
+
+
+def rotation_from_quaternion_msg(q) -> np.ndarray:
+    """``geometry_msgs/Quaternion`` -> ``[3, 3]`` rotation; the quaternion must be finite and of
+    unit norm within :data:`QUATERNION_NORM_TOLERANCE`.
+
+    Raises:
+        ValueError: non-finite or not (nearly) unit.
+    """
+    from hpe_core.geometry.rotations import matrix_from_quat_xyzw
+
+    xyzw = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
+    scale = float(np.max(np.abs(xyzw)))  # the norm without overflow or underflow
+    norm = scale * float(np.linalg.norm(xyzw / scale)) if 0.0 < scale < np.inf else float("nan")
+    if not np.isfinite(norm) or abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise ValueError(f"orientation must be a unit quaternion (x, y, z, w), got {xyzw.tolist()} (norm {norm:.6g})")
+    return matrix_from_quat_xyzw(xyzw / norm)
+
+
+def pose_matrix_from_msg(msg) -> np.ndarray:
+    """``geometry_msgs/Pose`` from a request -> ``[4, 4]``; raises ``ValueError`` when not usable
+    (see :func:`rotation_from_quaternion_msg`; the position must be finite)."""
+    position = np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)
+    if not np.all(np.isfinite(position)):
+        raise ValueError(f"position must be finite, got {position.tolist()}")
+    T = np.eye(4)
+    T[:3, :3] = rotation_from_quaternion_msg(msg.orientation)
+    T[:3, 3] = position
+    return T
 
 
 class HeadPoseNode(LifecycleNode):
@@ -94,16 +131,24 @@ class HeadPoseNode(LifecycleNode):
         self._stats = NodeStats()
         self._entities: list[Any] = []
         self._service_group = MutuallyExclusiveCallbackGroup()
+        # Services and lifecycle transitions take turns (a transition waits for a running request).
+        self._service_lock = threading.RLock()
+        self._log_throttle = CauseThrottle(period_s=10.0)
+        self._tf_skipped = 0
+        self._detector_settings: Optional[tuple[int, float]] = None
 
     # ------------------------------------------------------------------ parameters
     def p(self, name: str) -> Any:
         return self.get_parameter(name).value
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
-        for param in params:
-            reason = validate(param.name, param.value)
-            if reason is not None:
-                return SetParametersResult(successful=False, reason=reason)
+        """All of a request's values are checked together with the current ones (a change the
+        next configure would refuse is refused now); accepted changes apply before the next frame."""
+        values = {name: self.get_parameter(name).value for name in SPECS if self.has_parameter(name)}
+        values.update({param.name: param.value for param in params})
+        reason = validate_together(values)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         if any(param.name in _PIPELINE_PARAMETERS for param in params):
             self._config_dirty = True
         return SetParametersResult(successful=True)
@@ -124,6 +169,7 @@ class HeadPoseNode(LifecycleNode):
             default_hfov_deg=self.p("camera.default_hfov_deg"),
             bootstrap=self.p("anchors.bootstrap"),
             facing_cone_deg=self.p("facing.cone_deg"),
+            max_people=self.p("anchors.max_people"),
             policy=policy,
         )
         return PipelineSettings(
@@ -136,10 +182,15 @@ class HeadPoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        with self._service_lock:
+            return self._configure()
+
+    def _configure(self) -> TransitionCallbackReturn:
         try:
             settings = self.settings()
             self._pipeline = build_pipeline(settings)
             self._backend_in_use = f"{settings.backend}/{settings.device}/{settings.precision}"
+            self._detector_settings = (settings.detector_min_face_px, settings.detector_threshold)
         except Exception as exc:  # noqa: BLE001 - any load failure refuses the transition
             self.get_logger().error(f"configure failed: {exc}")
             self._pipeline = None
@@ -162,11 +213,11 @@ class HeadPoseNode(LifecycleNode):
             self._entities.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, image_qos))
         grp = self._service_group
         self._entities += [
-            self.create_service(CaptureAnchor, "~/capture_anchor", self._srv_capture, callback_group=grp),
-            self.create_service(ClearAnchors, "~/clear_anchors", self._srv_clear, callback_group=grp),
-            self.create_service(SaveAnchors, "~/save_anchors", self._srv_save, callback_group=grp),
-            self.create_service(LoadAnchors, "~/load_anchors", self._srv_load, callback_group=grp),
-            self.create_service(SetBool, "~/enable", self._srv_enable, callback_group=grp),
+            self.create_service(CaptureAnchor, "~/capture_anchor", self._guarded("capture_anchor", self._srv_capture), callback_group=grp),
+            self.create_service(ClearAnchors, "~/clear_anchors", self._guarded("clear_anchors", self._srv_clear), callback_group=grp),
+            self.create_service(SaveAnchors, "~/save_anchors", self._guarded("save_anchors", self._srv_save), callback_group=grp),
+            self.create_service(LoadAnchors, "~/load_anchors", self._guarded("load_anchors", self._srv_load), callback_group=grp),
+            self.create_service(SetBool, "~/enable", self._guarded("enable", self._srv_enable), callback_group=grp),
             self.create_timer(self.p("diagnostics_period_s"), self._publish_diagnostics),
         ]
         self._queue = LatestQueue(self.p("queue_size"))
@@ -195,6 +246,10 @@ class HeadPoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
+        with self._service_lock:
+            self._release_locked()
+
+    def _release_locked(self) -> None:
         self._active = False
         self._stop.set()
         self._queue.close()
@@ -251,16 +306,19 @@ class HeadPoseNode(LifecycleNode):
                 self._handle(msg)
             except Exception as exc:  # noqa: BLE001 - the node must survive any frame
                 self._stats.frame_failed(f"{type(exc).__name__}: {exc}")
-                self.get_logger().error(f"frame failed: {exc}\n{traceback.format_exc(limit=3)}")
+                decision = self._log_throttle.check(f"frame failed: {type(exc).__name__}: {exc}")
+                if decision.log:
+                    trace = f"\n{traceback.format_exc(limit=3)}" if decision.first else ""
+                    self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}{decision.suffix()}{trace}")
+
+    def _log(self, level: str, kind: str, text: str) -> None:
+        """Log ``text`` throttled per ``kind`` of problem (:class:`CauseThrottle`)."""
+        decision = self._log_throttle.check(kind)
+        if decision.log:
+            getattr(self.get_logger(), level)(text + decision.suffix())
 
     def _handle(self, msg) -> None:
         stamp = seconds_from_time_msg(msg.header.stamp)
-        self._gate.max_age_s = self.p("max_frame_age_s")
-        verdict = self._gate.admit(stamp)
-        if not verdict.admitted:  # out of order or too old: see hpe_core.frame_order
-            self._stats.frame_skipped(verdict.reason)
-            self.get_logger().warning(verdict.reason, throttle_duration_sec=2.0)
-            return
         try:
             max_pixels = self.p("max_image_pixels")
             if isinstance(msg, CompressedImage):
@@ -269,7 +327,16 @@ class HeadPoseNode(LifecycleNode):
                 rgb = image_msg_to_rgb(msg, max_pixels=max_pixels)
         except ImageConversionError as exc:
             self._stats.frame_skipped(f"image: {exc}")
-            self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=2.0)
+            self._log("warning", f"image: {str(exc)[:60]}", f"frame skipped: {exc}")
+            return
+        # stamps are judged only now, on a valid frame (a refused frame's stamp is never remembered)
+        self._gate.max_age_s = self.p("max_frame_age_s")
+        self._gate.max_ahead_s = self.p("max_stamp_ahead_s")
+        now_s = self.get_clock().now().nanoseconds * 1e-9
+        verdict = self._gate.admit(stamp, now_s)
+        if not verdict.admitted:  # out of order, too old or ahead: see hpe_core.frame_order
+            self._stats.frame_skipped(verdict.reason)
+            self._log("warning", f"stamp: {verdict.kind}", verdict.reason)
             return
         K = None
         if self._intrinsics is not None:
@@ -297,6 +364,7 @@ class HeadPoseNode(LifecycleNode):
             return None
         except ValueError as exc:  # bad input to the pipeline (stamps, sizes): skip the frame
             self._stats.frame_skipped(str(exc))
+            self._log("warning", f"pipeline input: {str(exc)[:60]}", f"frame skipped: {exc}")
             return None
 
     def _fall_back_to_cpu(self) -> None:
@@ -313,11 +381,22 @@ class HeadPoseNode(LifecycleNode):
     def _apply_config(self) -> None:
         assert self._pipeline is not None
         self._config_dirty = False
-        self._pipeline.update_config(self.settings().pipeline_config())
+        settings = self.settings()
+        self._pipeline.update_config(settings.pipeline_config())
+        wanted = (settings.detector_min_face_px, settings.detector_threshold)
+        detector = self._pipeline.scheduler.detector
+        if wanted != self._detector_settings and hasattr(detector, "reconfigure"):
+            detector.reconfigure(wanted[0], min(max(wanted[1], 1e-3), 0.999))
+            self._detector_settings = wanted
 
     # ------------------------------------------------------------------ output
     def _publish(self, header, rgb: np.ndarray, result: FrameResult) -> None:
         parent = self.p("frames.camera_frame") or header.frame_id
+        frame_problem = frame_id_problem(parent)
+        if frame_problem is not None:  # /head_pose still goes out; TF cannot name the parent
+            self._tf_skipped += 1
+            self._log("warning", "frame_id", f"image frame_id {parent[:60]!r} {frame_problem}: no TF published "
+                      "(set the camera driver's frame_id or the parameter frames.camera_frame)")
         face_prefix, gaze_prefix = self.p("frames.face_prefix"), self.p("frames.gaze_prefix")
         out = HeadPoseArray()
         out.header.stamp = header.stamp
@@ -347,10 +426,10 @@ class HeadPoseNode(LifecycleNode):
             tfs[1].child_frame_id = f"{gaze_prefix}{face_id}"
             transforms += tfs
         self._pub_heads.publish(out)
-        if transforms:
+        if transforms and frame_problem is None:
             self._pub_tf.publish(tf_message(transforms))
         posed = [h for h in result.heads if h.pose_cam is not None]
-        if self.p("debug.publish_markers") and posed:
+        if self.p("debug.publish_markers") and posed and frame_problem is None:
             from hpe_ros.markers import head_markers
 
             self._pub_markers.publish(head_markers(header.stamp, parent, [str(h.track_id) for h in posed],
@@ -375,6 +454,8 @@ class HeadPoseNode(LifecycleNode):
         stats["queue_high_water"] = self._queue.high_water
         stats["frames_out_of_order"] = self._gate.out_of_order
         stats["frames_too_old"] = self._gate.too_old
+        stats["frames_stamp_ahead"] = self._gate.ahead
+        stats["tf_skipped_bad_frame_id"] = self._tf_skipped
         stats["camera_info"] = self._camera_info_problem or ("ok" if self._intrinsics is not None else "none received")
         pipeline = self._pipeline
         if pipeline is not None:
@@ -387,17 +468,32 @@ class HeadPoseNode(LifecycleNode):
         return self._stats
 
     # ------------------------------------------------------------------ services
+    def _guarded(self, name: str, handler):
+        """A service callback that never raises: requests take turns with lifecycle transitions
+        (:attr:`_service_lock`), and any exception becomes ``success: false`` with the reason."""
+        def callback(request, response):
+            try:
+                with self._service_lock:
+                    return handler(request, response)
+            except Exception as exc:  # noqa: BLE001 - a request must never take the node down
+                self._log("error", f"service {name}: {type(exc).__name__}", f"{name} failed: {type(exc).__name__}: {exc}")
+                response.success = False
+                response.message = f"{name} failed: {type(exc).__name__}: {exc}"[:2000]
+                return response
+        return callback
+
     def _srv_capture(self, request, response):
         response.track_id = request.track_id
-        if self._pipeline is None:
+        pipeline = self._pipeline
+        if pipeline is None:
             response.success, response.message = False, "node is not configured"
             return response
-        pose = matrix_from_pose_msg(request.pose) if request.use_given_pose else None
         try:
+            pose = pose_matrix_from_msg(request.pose) if request.use_given_pose else None
             track = request.track_id if request.track_id >= 0 else None
-            anchor = self._pipeline.capture_anchor(track, pose)
+            anchor = pipeline.capture_anchor(track, pose)
         except (PipelineError, ValueError) as exc:
-            response.success, response.message = False, str(exc)
+            response.success, response.message = False, f"capture refused, anchors unchanged: {exc}"
             return response
         response.success = True
         response.anchor_id = anchor.anchor_id
@@ -405,11 +501,12 @@ class HeadPoseNode(LifecycleNode):
         return response
 
     def _srv_clear(self, request, response):
-        if self._pipeline is None:
+        pipeline = self._pipeline
+        if pipeline is None:
             response.success, response.message = False, "node is not configured"
             return response
         try:
-            response.removed = self._pipeline.clear_anchors(request.track_id if request.track_id >= 0 else None)
+            response.removed = pipeline.clear_anchors(request.track_id if request.track_id >= 0 else None)
         except PipelineError as exc:
             response.success, response.message = False, str(exc)
             return response
@@ -417,17 +514,18 @@ class HeadPoseNode(LifecycleNode):
         return response
 
     def _srv_save(self, request, response):
-        if self._pipeline is None:
+        pipeline = self._pipeline
+        if pipeline is None:
             response.success, response.message = False, "node is not configured"
             return response
         try:
             path = resolve_anchor_path(self.p("anchors.dir"), request.path, self.p("anchors.file"))
             path.parent.mkdir(parents=True, exist_ok=True)
-            pool_files.save(self._pipeline.pool, path)
+            pool_files.save(pipeline.pool, path)
         except (AnchorPathError, OSError, ValueError) as exc:
             response.success, response.message = False, f"save failed: {exc}"
             return response
-        response.success, response.path, response.message = True, str(path), f"saved {len(self._pipeline.pool)} anchors"
+        response.success, response.path, response.message = True, str(path), f"saved {len(pipeline.pool)} anchors"
         return response
 
     def _srv_load(self, request, response):
@@ -436,17 +534,20 @@ class HeadPoseNode(LifecycleNode):
         return response
 
     def _load_pool(self, requested: str, quiet_missing: bool = False) -> tuple[bool, str, str, int]:
-        if self._pipeline is None:
+        """Load a pool file and swap it in only when it is valid and fits the running model and
+        policy (crop size, anchors per person, people); otherwise the running pool is kept."""
+        pipeline = self._pipeline
+        if pipeline is None:
             return False, "node is not configured", "", 0
         try:
             path = resolve_anchor_path(self.p("anchors.dir"), requested, self.p("anchors.file"))
             if quiet_missing and not path.exists():
                 return False, f"no saved pool at {path}", str(path), 0
-            pool = pool_files.load(path, self._pipeline.pool.policy)
+            pool = load_pool_for(pipeline, path)
         except (AnchorPathError, OSError, pool_files.AnchorPoolFileError) as exc:
             self.get_logger().warning(f"anchor pool not loaded (running pool kept): {exc}")
-            return False, f"load failed, running pool kept: {exc}", "", len(self._pipeline.pool)
-        self._pipeline.replace_pool(pool)
+            return False, f"load failed, running pool kept: {exc}", "", len(pipeline.pool)
+        pipeline.replace_pool(pool)
         return True, f"loaded {len(pool)} anchors", str(path), len(pool)
 
     def _srv_enable(self, request, response):
@@ -456,6 +557,34 @@ class HeadPoseNode(LifecycleNode):
         response.success = True
         response.message = "enabled" if self._enabled else "disabled"
         return response
+
+
+def load_pool_for(pipeline: HeadPosePipeline, path) -> Any:
+    """:func:`hpe_core.anchors.persistence.load` checked against a running pipeline: every crop
+    at the estimator's crop size, at most ``max_anchors_per_track`` anchors per person and
+    ``max_people`` people.
+
+    Raises:
+        AnchorPoolFileError: unreadable, invalid, or not fitting (nothing is replaced).
+    """
+    size = int(pipeline.estimator.input_size[0])
+    policy = pipeline.pool.policy
+    pool = pool_files.load(path, policy)
+    people = pool.tracks()
+    if len(people) > pipeline.config.max_people:
+        raise pool_files.AnchorPoolFileError(f"{path}: {len(people)} people, more than anchors.max_people = "
+                                             f"{pipeline.config.max_people}")
+    for person in people:
+        anchors = pool.anchors(person)
+        if len(anchors) > policy.max_anchors_per_track:
+            raise pool_files.AnchorPoolFileError(f"{path}: {len(anchors)} anchors for {person!r}, more than "
+                                                 f"anchors.max_per_track = {policy.max_anchors_per_track}")
+        for anchor in anchors:
+            if anchor.crop.shape != (size, size, 3):
+                raise pool_files.AnchorPoolFileError(
+                    f"{path}: anchor {anchor.anchor_id!r} has a {anchor.crop.shape} crop; the running "
+                    f"estimator takes ({size}, {size}, 3) crops (a pool saved with another model?)")
+    return pool
 
 
 def main(argv: Optional[list[str]] = None) -> int:

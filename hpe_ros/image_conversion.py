@@ -47,6 +47,8 @@ from builtin_interfaces.msg import Time
 from numpy.typing import NDArray
 from sensor_msgs.msg import CompressedImage, Image
 
+from hpe_ros.compressed_header import MAX_JPEG_SCAN_BYTES, CompressedHeaderError, declared_size
+
 # Largest image accepted by default, in pixels (width * height): 8192 x 8192 (64 Mpx).
 DEFAULT_MAX_PIXELS: int = 8192 * 8192
 
@@ -275,8 +277,9 @@ def compressed_msg_to_rgb(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX
         ``[H, W, 3]`` uint8 RGB, C-contiguous.
 
     Raises:
-        ImageConversionError: empty or corrupt data, compressedDepth format, or a decoded image
-            above ``max_pixels``.
+        ImageConversionError: empty or corrupt data, compressedDepth format, neither PNG nor
+            JPEG, or a header (checked before decoding: :mod:`hpe_ros.compressed_header`) or
+            decoded image above ``max_pixels``.
     """
     if "compresseddepth" in msg.format.lower():
         raise ImageConversionError(
@@ -285,6 +288,11 @@ def compressed_msg_to_rgb(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX
     buffer = np.frombuffer(msg.data, dtype=np.uint8)
     if buffer.size == 0:
         raise ImageConversionError(f"CompressedImage (format {msg.format!r}) has no data")
+    try:  # the size the header declares, before any decoding (decompression bombs)
+        kind, width, height = declared_size(buffer[:MAX_JPEG_SCAN_BYTES].tobytes())
+    except CompressedHeaderError as exc:
+        raise ImageConversionError(f"CompressedImage (format {msg.format!r}, {buffer.size} bytes): {exc}") from exc
+    _check_size(width, height, max_pixels, f"CompressedImage ({kind} header)")
     try:
         bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error as exc:  # OpenCV raises for some malformed headers

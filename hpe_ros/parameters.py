@@ -6,6 +6,7 @@ set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -54,6 +55,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("use_camera_info", True, "take intrinsics from camera_info (else camera.default_hfov_deg)", read_only=True),
     ParameterSpec("queue_size", 1, "frames waiting for the worker; older ones are dropped", min_value=1, max_value=10, read_only=True),
     ParameterSpec("max_image_pixels", 4096 * 4096, "larger images are refused (pixels)", min_value=1, max_value=1 << 28),
+    ParameterSpec("max_stamp_ahead_s", 10.0, "frames stamped more than this ahead of the node's clock are dropped (and not remembered by the order check), seconds; 0 = off", min_value=0.0, max_value=86400.0),
     ParameterSpec("max_frame_age_s", 1.0, "frames older than this (vs the newest stamp seen) are skipped, seconds; 0 = off", min_value=0.0, max_value=60.0),
     ParameterSpec("camera.default_hfov_deg", 60.0, "horizontal field of view used when no camera_info is available, degrees", min_value=10.0, max_value=170.0),
     # -- detection and crops
@@ -68,9 +70,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("anchors.keyframe_min_gap_deg", 15.0, "add a keyframe anchor when the estimate is this far from every anchor, degrees", min_value=1.0, max_value=90.0),
     ParameterSpec("anchors.keyframe_min_confidence", 0.7, "only estimates at least this confident become keyframes", min_value=0.0, max_value=1.0),
     ParameterSpec("anchors.max_chain_depth", 3, "keyframes at most this many steps from a calibrated anchor", min_value=0, max_value=10),
-    ParameterSpec("anchors.max_accumulated_uncertainty_deg", 10.0, "keyframes with more accumulated uncertainty are not added, degrees", min_value=0.0, max_value=90.0),
+    ParameterSpec("anchors.max_accumulated_uncertainty_deg", 10.0, "keyframes with more accumulated uncertainty are not added, degrees", min_value=0.1, max_value=90.0),
     ParameterSpec("anchors.prefer_calibrated_within_deg", 10.0, "a calibrated anchor this close is preferred to nearer keyframes, degrees", min_value=0.0, max_value=180.0),
     ParameterSpec("anchors.bootstrap", "absolute", "first anchor of a new person without calibration: 'absolute' (first sight at the estimator's absolute estimate, marked bootstrapped; 'frontal' for estimators without one), 'frontal' (first sight taken as facing the camera, marked bootstrapped) or 'none' (wait for capture_anchor)", choices=("absolute", "frontal", "none")),
+    ParameterSpec("anchors.max_people", 32, "people whose anchors are kept; beyond it the least recently seen person without a calibrated anchor is forgotten", min_value=1, max_value=1000),
     ParameterSpec("anchors.dir", "~/.ros/hpe_anchors", "directory that anchor pool files are saved to and loaded from", read_only=True),
     ParameterSpec("anchors.file", "anchors.hpepool", "default anchor pool file name inside anchors.dir"),
     ParameterSpec("anchors.autoload", False, "load anchors.file at configure if it exists", read_only=True),
@@ -85,6 +88,32 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 )
 
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
+
+#: Longest accepted TF frame name (and prefix), characters.
+MAX_FRAME_ID_CHARS = 256
+_FRAME_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def frame_id_problem(frame_id: str, allow_slash: bool = True) -> Optional[str]:
+    """Why ``frame_id`` is not a valid TF frame name, or ``None``.
+
+    Rules: 1 to :data:`MAX_FRAME_ID_CHARS` characters; ``/``-separated segments (``/`` only where
+    ``allow_slash``; no leading, trailing or double ``/``, as tf2 expects), each starting with a
+    letter, digit or ``_`` and holding only letters, digits, ``_``, ``.`` and ``-``; no control
+    characters or spaces; no ``.``/``..`` segment.
+    """
+    if not frame_id:
+        return "is empty"
+    if len(frame_id) > MAX_FRAME_ID_CHARS:
+        return f"has {len(frame_id)} characters (at most {MAX_FRAME_ID_CHARS})"
+    segments = frame_id.split("/")
+    if len(segments) > 1 and not allow_slash:
+        return "must not contain '/'"
+    for segment in segments:
+        if not _FRAME_SEGMENT.fullmatch(segment):
+            return (f"has an invalid segment {segment[:40]!r} (letters, digits, '_', '.', '-'; "
+                    "starting with a letter, digit or '_'; no empty segment)")
+    return None
 
 
 def validate(name: str, value: Any) -> Optional[str]:
@@ -110,11 +139,50 @@ def validate(name: str, value: Any) -> Optional[str]:
             return f"backend must be one of {list(backend_names())}, got {value!r}"
     if name == "device" and not (value == "cpu" or value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit())):
         return f"device must be cpu, cuda or cuda:N, got {value!r}"
-    if name in ("frames.face_prefix", "frames.gaze_prefix") and (not value or "/" in value or " " in value):
-        return f"{name} must be a non-empty frame name prefix without '/' or spaces, got {value!r}"
+    if name in ("frames.face_prefix", "frames.gaze_prefix"):
+        problem = frame_id_problem(value + "0", allow_slash=False)  # a prefix is followed by an id
+        if problem is not None or len(value) > MAX_FRAME_ID_CHARS - 32:
+            return f"{name} must be a frame name prefix (letters, digits, '_', '.', '-'; no '/'), got {value[:60]!r}: {problem or 'too long'}"
+    if name == "frames.camera_frame" and value:
+        problem = frame_id_problem(value)
+        if problem is not None:
+            return f"frames.camera_frame {value[:60]!r} {problem}"
     if name == "anchors.file" and (not value or "/" in value or value in (".", "..")):
         return f"anchors.file must be a plain file name inside anchors.dir, got {value!r}"
     return None
+
+
+def validate_together(values: dict[str, Any]) -> Optional[str]:
+    """Why a complete set of parameter values (name -> value, e.g. the current ones with a
+    request's new ones laid over) cannot be applied together, or ``None``.
+
+    Each value must pass :func:`validate`; then the values that constrain each other must make a
+    valid anchor policy (``anchors.per_estimate <= anchors.max_per_track`` among others), so a
+    change that the next configure would refuse is refused when it is requested.
+    """
+    for name, value in values.items():
+        reason = validate(name, value)
+        if reason is not None:
+            return reason
+    from hpe_core.anchors.policy import AnchorPolicy  # numpy only
+
+    try:
+        AnchorPolicy(**{field: values[param] for field, param in POLICY_PARAMETERS.items()})
+    except (ValueError, TypeError) as exc:
+        return f"anchor parameters do not fit together: {exc}"
+    return None
+
+
+#: AnchorPolicy field -> the node parameter that sets it.
+POLICY_PARAMETERS: dict[str, str] = {
+    "max_anchors_per_track": "anchors.max_per_track",
+    "anchors_per_estimate": "anchors.per_estimate",
+    "keyframe_min_gap_deg": "anchors.keyframe_min_gap_deg",
+    "keyframe_min_confidence": "anchors.keyframe_min_confidence",
+    "max_chain_depth": "anchors.max_chain_depth",
+    "max_accumulated_uncertainty_deg": "anchors.max_accumulated_uncertainty_deg",
+    "prefer_calibrated_within_deg": "anchors.prefer_calibrated_within_deg",
+}
 
 
 def descriptor(spec: ParameterSpec):  # -> rcl_interfaces.msg.ParameterDescriptor

@@ -71,8 +71,14 @@ def check_rotation(R: ArrayLike, name: str) -> FloatArray:
     return m
 
 
+#: Farthest head an anchor may hold, metres from the camera (a pose beyond it is a mistake: it
+#: would make every later estimate from that anchor fail).
+MAX_POSE_DISTANCE_M = 100.0
+
+
 def check_pose(T: ArrayLike, name: str) -> FloatArray:
-    """Return ``T`` as a float64 ``[4, 4]`` copy, or raise ``ValueError`` if it is not rigid."""
+    """Return ``T`` as a float64 ``[4, 4]`` copy, or raise ``ValueError`` if it is not rigid or
+    its translation is farther than :data:`MAX_POSE_DISTANCE_M`."""
     m = np.array(T, dtype=np.float64, copy=True)
     if m.shape != (4, 4):
         raise ValueError(f"{name} must be [4, 4], got {m.shape}")
@@ -81,6 +87,9 @@ def check_pose(T: ArrayLike, name: str) -> FloatArray:
     if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9):
         raise ValueError(f"{name} last row must be [0, 0, 0, 1], got {m[3].tolist()}")
     check_rotation(m[:3, :3], f"{name} rotation")
+    distance = float(np.linalg.norm(m[:3, 3]))
+    if distance > MAX_POSE_DISTANCE_M:
+        raise ValueError(f"{name} translation is {distance:.4g} m from the camera (at most {MAX_POSE_DISTANCE_M} m)")
     return m
 
 

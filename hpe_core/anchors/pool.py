@@ -45,6 +45,7 @@ KEYFRAME_PARENT_MISSING = "parent_missing"
 KEYFRAME_CHAIN_TOO_DEEP = "chain_too_deep"
 KEYFRAME_TOO_UNCERTAIN = "too_uncertain"
 KEYFRAME_POOL_FULL = "pool_full"
+KEYFRAME_INVALID_POSE = "invalid_pose"
 
 
 class AnchorPoolFullError(RuntimeError):
@@ -290,25 +291,32 @@ class AnchorPool:
                 if aid != parent.anchor_id and aid in by_id
             ]
             parent_ids = (parent.anchor_id,) + tuple(aid for _, aid in sorted(others, key=lambda x: -x[0]))
-            anchor = Anchor(
-                anchor_id=self._peek_id(track_id, AnchorSource.KEYFRAME),
-                track_id=track_id,
-                crop=crop,
-                pose_cam=fused.pose_cam,
-                virtual_from_cam=fused.query_virtual_from_cam,
-                source=AnchorSource.KEYFRAME,
-                quality=float(np.clip(fused.confidence, 0.0, 1.0)),
-                created_at=self._now(created_at),
-                parent_ids=parent_ids,
-                chain_depth=depth,
-                accumulated_uncertainty_deg=fused.accumulated_uncertainty_deg,
-                crop_from_cam=crop_from_cam,
-            )
+            try:
+                anchor = self._keyframe_anchor(track_id, crop, fused, created_at, parent_ids, depth, crop_from_cam)
+            except ValueError:  # a fused pose an anchor cannot hold (e.g. a translation beyond range)
+                return KeyframeDecision(False, KEYFRAME_INVALID_POSE, nearest_gap_deg=nearest_gap)
             try:
                 evicted = self._insert(anchor)
             except AnchorPoolFullError:
                 return KeyframeDecision(False, KEYFRAME_POOL_FULL, nearest_gap_deg=nearest_gap)
             return KeyframeDecision(True, KEYFRAME_ADDED, anchor, evicted, nearest_gap)
+
+    def _keyframe_anchor(self, track_id: str, crop: NDArray[np.uint8], fused: FusedPose, created_at: Optional[float],
+                         parent_ids: tuple[str, ...], depth: int, crop_from_cam: Optional[ArrayLike]) -> Anchor:
+        return Anchor(
+            anchor_id=self._peek_id(track_id, AnchorSource.KEYFRAME),
+            track_id=track_id,
+            crop=crop,
+            pose_cam=fused.pose_cam,
+            virtual_from_cam=fused.query_virtual_from_cam,
+            source=AnchorSource.KEYFRAME,
+            quality=float(np.clip(fused.confidence, 0.0, 1.0)),
+            created_at=self._now(created_at),
+            parent_ids=parent_ids,
+            chain_depth=depth,
+            accumulated_uncertainty_deg=fused.accumulated_uncertainty_deg,
+            crop_from_cam=crop_from_cam,
+        )
 
     # ------------------------------------------------------------------ removing
     def remove_anchor(self, track_id: str, anchor_id: str) -> bool:
@@ -322,6 +330,14 @@ class AnchorPool:
                         del self._tracks[track_id]
                     return True
         return False
+
+    def restore_anchor(self, anchor: Anchor) -> None:
+        """Put back an anchor just removed from this pool (undoing a request that failed
+        half-way); no eviction, no id change; a no-op when an anchor of that id is there."""
+        with self._lock:
+            anchors = self._tracks.setdefault(anchor.track_id, [])
+            if all(a.anchor_id != anchor.anchor_id for a in anchors):
+                anchors.append(anchor)
 
     def remove_track(self, track_id: str) -> int:
         """Drop every anchor of a track; returns how many there were (0 if unknown)."""

@@ -7,7 +7,7 @@ without torchvision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -70,6 +70,19 @@ class MtcnnFaceDetector:
             select_largest=False,
             device=device,
         ).eval()
+
+    def reconfigure(self, min_face_size: int, last_threshold: float) -> None:
+        """Change the smallest face searched for (pixels) and the last stage's score threshold
+        from the next :meth:`detect` on, without reloading the networks.
+
+        Raises:
+            ValueError: values :class:`MtcnnConfig` refuses (nothing changes).
+        """
+        thresholds = (*self.config.thresholds[:2], float(last_threshold))
+        config = replace(self.config, min_face_size=int(min_face_size), thresholds=thresholds)
+        self._mtcnn.min_face_size = config.min_face_size
+        self._mtcnn.thresholds = list(config.thresholds)
+        self.config = config
 
     @property
     def device(self) -> torch.device:

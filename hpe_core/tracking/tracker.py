@@ -274,6 +274,10 @@ class FaceTracker:
         track.hits += 1
         track.missed = 0
 
+    def live_track_ids(self) -> set[int]:
+        """Ids of the live tracks (tentative and coasting ones included); a dead id never returns."""
+        return {track.track_id for track in self._tracks}
+
     @property
     def num_tracks(self) -> int:
         """Number of live tracks, tentative ones included."""

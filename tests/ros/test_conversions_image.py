@@ -203,7 +203,7 @@ def test_compressed_corrupt_data_raises(kind: str) -> None:
         "truncated_jpeg": jpg.tobytes()[: len(jpg) // 2],
         "empty": b"",
     }[kind]
-    with pytest.raises(ImageConversionError, match="could not be decoded|no data"):
+    with pytest.raises(ImageConversionError, match="could not be decoded|no data|neither PNG nor JPEG|truncated"):
         compressed_msg_to_rgb(_compressed(data, "png"))
 
 
