@@ -87,7 +87,8 @@ def check_pose(T: ArrayLike, name: str) -> FloatArray:
     if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9):
         raise ValueError(f"{name} last row must be [0, 0, 0, 1], got {m[3].tolist()}")
     check_rotation(m[:3, :3], f"{name} rotation")
-    distance = float(np.linalg.norm(m[:3, 3]))
+    largest = float(np.max(np.abs(m[:3, 3])))
+    distance = float(np.linalg.norm(m[:3, 3])) if largest <= MAX_POSE_DISTANCE_M else largest
     if distance > MAX_POSE_DISTANCE_M:
         raise ValueError(f"{name} translation is {distance:.4g} m from the camera (at most {MAX_POSE_DISTANCE_M} m)")
     return m
