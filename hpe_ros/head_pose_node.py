@@ -314,8 +314,13 @@ class HeadPoseNode(LifecycleNode):
     def _log(self, level: str, kind: str, text: str) -> None:
         """Log ``text`` throttled per ``kind`` of problem (:class:`CauseThrottle`)."""
         decision = self._log_throttle.check(kind)
-        if decision.log:
-            getattr(self.get_logger(), level)(text + decision.suffix())
+        if not decision.log:
+            return
+        # one call site per severity: rclpy refuses a call site whose severity changes
+        if level == "error":
+            self.get_logger().error(text + decision.suffix())
+        else:
+            self.get_logger().warning(text + decision.suffix())
 
     def _handle(self, msg) -> None:
         stamp = seconds_from_time_msg(msg.header.stamp)
@@ -421,6 +426,8 @@ class HeadPoseNode(LifecycleNode):
             msg.roi.x_offset, msg.roi.y_offset = max(int(x0), 0), max(int(y0), 0)
             msg.roi.width, msg.roi.height = max(int(x1 - x0), 0), max(int(y1 - y0), 0)
             out.heads.append(msg)
+            if frame_problem is not None:
+                continue
             tfs = head_tf_transforms(header.stamp, parent, face_id, head.pose_cam)
             tfs[0].child_frame_id = f"{face_prefix}{face_id}"
             tfs[1].child_frame_id = f"{gaze_prefix}{face_id}"
@@ -476,7 +483,10 @@ class HeadPoseNode(LifecycleNode):
                 with self._service_lock:
                     return handler(request, response)
             except Exception as exc:  # noqa: BLE001 - a request must never take the node down
-                self._log("error", f"service {name}: {type(exc).__name__}", f"{name} failed: {type(exc).__name__}: {exc}")
+                try:
+                    self._log("error", f"service {name}: {type(exc).__name__}", f"{name} failed: {type(exc).__name__}: {exc}")
+                except Exception:  # noqa: BLE001 - not even logging may raise here
+                    pass
                 response.success = False
                 response.message = f"{name} failed: {type(exc).__name__}: {exc}"[:2000]
                 return response

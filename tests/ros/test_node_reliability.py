@@ -334,7 +334,7 @@ def test_restart_restores_the_saved_pool_and_bad_compressed_frames(rig, frames):
 
         _, png = cv2.imencode(".png", frames[0])
         bad_frames = [("", b"", "has no data"), ("jpeg", np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes(),
-                                                   "could not be decoded"),
+                                                   "neither PNG nor JPEG"),
                       ("png", png.tobytes()[: len(png) // 2], "could not be decoded"),
                       ("16UC1; compressedDepth", png.tobytes(), "compressedDepth")]
         good = _jpeg(frames[0])
