@@ -31,6 +31,7 @@ setup(
             "hpe-export = hpe_training.export.cli:main",
             "hpe-bench = hpe_training.bench.cli:main",
             "hpe-soak = hpe_training.bench.soak:main",
+            "hpe-fuzz = hpe_training.bench.fuzz:main",
             "hpe-synth = hpe_training.synth.cli:main",
             "hpe-train = hpe_training.train.cli:main",
             "hpe-eval = hpe_training.evaluation.cli:main",

@@ -6,6 +6,7 @@ set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
@@ -89,6 +90,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
 
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 
+#: Longest accepted string parameter (paths, names), characters.
+MAX_STRING_CHARS = 4096
 #: Longest accepted TF frame name (and prefix), characters.
 MAX_FRAME_ID_CHARS = 256
 _FRAME_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -126,6 +129,10 @@ def validate(name: str, value: Any) -> Optional[str]:
         value = float(value)
     if type(value) is not expected:
         return f"{name} must be {expected.__name__}, got {type(value).__name__} {value!r}"
+    if expected is float and not math.isfinite(value):
+        return f"{name} must be a finite number, got {value!r}"
+    if expected is str and (len(value) > MAX_STRING_CHARS or any(ord(c) < 32 for c in value)):
+        return f"{name} must be at most {MAX_STRING_CHARS} characters without control characters, got {value[:60]!r}"
     if spec.choices is not None and value not in spec.choices:
         return f"{name} must be one of {list(spec.choices)}, got {value!r}"
     if spec.min_value is not None and value < spec.min_value:
