@@ -274,11 +274,14 @@ def load(path: PathType, policy: Optional[AnchorPolicy] = None, *,
             raise AnchorPoolFileError(f"{name}: not a regular file")
         _check_file_size(info.st_size, name)
         with open(path, "rb") as fh:
-            _check_file_size(os.fstat(fh.fileno()).st_size, name)
+            size = os.fstat(fh.fileno()).st_size
+            _check_file_size(size, name)
             header_line = fh.readline(MAX_HEADER_BYTES + 1)
-            payload = fh.read(MAX_POOL_FILE_BYTES + 1 - len(header_line))
+            # Exactly the stat size (read(n) allocates n bytes up front); a shrunk file fails
+            # the payload length check, a grown one is refused here.
+            payload = fh.read(max(0, size - len(header_line)))
             if fh.read(1):
-                raise AnchorPoolFileError(f"{name}: larger than {MAX_POOL_FILE_BYTES} bytes (grew while reading)")
+                raise AnchorPoolFileError(f"{name}: the file grew while being read")
     except AnchorPoolFileError:
         raise
     except OSError as exc:
