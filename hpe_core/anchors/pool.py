@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from os import PathLike
-from typing import Callable, Iterable, Mapping, Optional, Union
+from typing import Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -401,16 +401,21 @@ class AnchorPool:
             self._tracks = tracks
             self._next_index = counters
 
-    def replace_from(self, path: Union[str, PathLike[str]]) -> None:
+    def replace_from(self, path: Union[str, PathLike[str]], *,
+                     expected_crop_shape: Optional[Sequence[int]] = None) -> None:
         """Load a saved pool and swap it in only if loading succeeded.
 
+        The file is read with this pool's policy (a track with more anchors than its
+        ``max_anchors_per_track`` is refused); ``expected_crop_shape`` as in
+        :func:`hpe_core.anchors.persistence.load`.
+
         Raises:
-            AnchorPoolFileError: the file is missing, corrupt, foreign or too new; this pool
-                is then left unchanged.
+            AnchorPoolFileError: the file is missing, corrupt, foreign, too new or outside the
+                loader's limits; this pool is then left unchanged.
         """
         from hpe_core.anchors.persistence import load  # persistence imports this module
 
-        self.replace_with(load(path, policy=self._policy))
+        self.replace_with(load(path, policy=self._policy, expected_crop_shape=expected_crop_shape))
 
     # ------------------------------------------------------------------ internals
     def _now(self, created_at: Optional[float]) -> float:

@@ -8,6 +8,13 @@ An export directory holds:
   ``query_patch_tokens`` ``[1, P, C]``, dynamic ``K``; output ``pose_enc`` ``[K, 9]``: the
   query frame's pose encoding (last refinement iteration) in each (anchor, query) pair.
 * ``manifest.json``: files with SHA-256 hashes, model config, input size, checks done.
+* ``<graph>.onnx.data`` (only for graphs whose weights exceed the exporter's
+  ``EXTERNAL_DATA_BYTES``, e.g. the 1B model's): the graph's weights as ONNX external data,
+  which ONNX Runtime and TensorRT read beside the graph.
+
+The manifest records each graph as ``"files": {"<graph>.onnx": {"sha256", "bytes",
+"external_data": [{"file", "bytes", "sha256"}, ...]}}``; :func:`verify_export_files` checks
+every graph and every external-data file against it before a backend loads them.
 
 Both graphs carry ``metadata_props`` (keys in :data:`METADATA_KEYS`): format version, hpe
 version, graph name, model config JSON and preprocessing JSON. The input size is fixed per
@@ -114,32 +121,78 @@ def verify_export_files(export_dir: Union[str, Path]) -> None:
     """Check every file the manifest lists against its recorded size and SHA-256.
 
     Run before a backend hands the graphs to ONNX Runtime or TensorRT, so that a truncated,
-    corrupt or swapped graph gives one clear error instead of a parser failure deep inside the
-    runtime. A directory without a manifest (or a manifest without ``files``) is not checked.
+    corrupt or swapped graph, or external-data file (``<graph>.data``, the weights of large
+    graphs), gives one clear error naming the file instead of a parser failure deep inside
+    the runtime, or silently wrong weights. A directory without a manifest (or a manifest
+    without ``files``) is not checked.
+
+    External data: each graph entry's ``external_data`` list names files beside the graph
+    (plain file names) with their SHA-256 (and size, in manifests written since it is
+    recorded); each must be present and match. A ``<graph>.data*`` file beside a listed graph
+    that the entry does not list is refused, also for manifests without ``external_data`` (none
+    written by ``hpe-export`` lack it): ONNX Runtime would load such weights unchecked.
 
     Raises:
-        ExportFileError: a listed file is missing, has another size or another hash.
+        ExportFileError: a listed file is missing, has another size or another hash, or an
+            external-data file is not recorded in the manifest.
     """
     root = Path(export_dir)
+    manifest_path = root / MANIFEST_FILE
     try:
         files = read_manifest(root).get("files", {})
-    except (OSError, ValueError) as exc:
-        raise ExportFileError(f"{root / MANIFEST_FILE}: unreadable manifest ({exc})") from exc
+    except (OSError, ValueError, AttributeError, RecursionError) as exc:
+        raise ExportFileError(f"{manifest_path}: unreadable manifest ({exc})") from exc
     if not isinstance(files, dict):
-        raise ExportFileError(f"{root / MANIFEST_FILE}: 'files' must be an object")
+        raise ExportFileError(f"{manifest_path}: 'files' must be an object")
     for name, entry in files.items():
-        path = root / name
-        if not path.is_file():
-            raise ExportFileError(f"{path}: listed in the manifest but missing")
-        expected_bytes = entry.get("bytes") if isinstance(entry, dict) else None
-        actual_bytes = path.stat().st_size
-        if expected_bytes is not None and actual_bytes != expected_bytes:
-            raise ExportFileError(f"{path}: {actual_bytes} bytes, the manifest says {expected_bytes} "
-                                  f"(truncated or replaced file; export again with hpe-export)")
-        expected_hash = entry.get("sha256") if isinstance(entry, dict) else None
-        if expected_hash is not None and sha256_file(path) != expected_hash:
-            raise ExportFileError(f"{path}: SHA-256 differs from the manifest (corrupt or replaced file; "
-                                  f"export again with hpe-export)")
+        path = _listed_path(root, name, manifest_path)
+        _verify_file(path, entry if isinstance(entry, dict) else {})
+        external = entry.get("external_data", []) if isinstance(entry, dict) else []
+        if not isinstance(external, list):
+            raise ExportFileError(f"{manifest_path}: external_data of {name} must be a list")
+        recorded = set()
+        for item in external:
+            file_name = item.get("file") if isinstance(item, dict) else None
+            if not isinstance(file_name, str):
+                raise ExportFileError(f"{manifest_path}: an external_data entry of {name} has no file name")
+            data_path = _listed_path(root, file_name, manifest_path)
+            if not isinstance(item.get("sha256"), str):
+                raise ExportFileError(f"{data_path}: external data of {name} has no SHA-256 in the manifest "
+                                      f"(export again with hpe-export)")
+            _verify_file(data_path, item, f"external data of {name}")
+            recorded.add(file_name)
+        for extra in sorted(root.glob(_glob_escape(path.name) + ".data*")):
+            if extra.name not in recorded:
+                raise ExportFileError(f"{extra}: external data of {name} that the manifest does not record "
+                                      f"(its SHA-256 cannot be checked; export again with hpe-export)")
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (for :meth:`Path.glob`)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _listed_path(root: Path, name: Any, manifest_path: Path) -> Path:
+    """A manifest file name as a path inside ``root``; refuses paths that leave it."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name
+            or "\0" in name):
+        raise ExportFileError(f"{manifest_path}: file name {name!r} is not a plain file name in the export")
+    return root / name
+
+
+def _verify_file(path: Path, entry: Mapping[str, Any], role: str = "") -> None:
+    what = f"{path} ({role})" if role else str(path)
+    if not path.is_file():
+        raise ExportFileError(f"{what}: listed in the manifest but missing")
+    expected_bytes = entry.get("bytes")
+    actual_bytes = path.stat().st_size
+    if expected_bytes is not None and actual_bytes != expected_bytes:
+        raise ExportFileError(f"{what}: {actual_bytes} bytes, the manifest says {expected_bytes} "
+                              f"(truncated or replaced file; export again with hpe-export)")
+    expected_hash = entry.get("sha256")
+    if expected_hash is not None and sha256_file(path) != expected_hash:
+        raise ExportFileError(f"{what}: SHA-256 differs from the manifest (corrupt or replaced file; "
+                              f"export again with hpe-export)")
 
 
 def graph_paths(export_dir: Union[str, Path]) -> tuple[Path, Path]:

@@ -209,7 +209,8 @@ def _finalise_graph(exported: Path, final: Path, graph: str, config_json: str,
 def _file_entry(path: Path) -> dict[str, Any]:
     extra = sorted(path.parent.glob(path.name + ".data*"))
     return {"sha256": fmt.sha256_file(path), "bytes": path.stat().st_size,
-            "external_data": [{"file": p.name, "sha256": fmt.sha256_file(p)} for p in extra]}
+            "external_data": [{"file": p.name, "bytes": p.stat().st_size, "sha256": fmt.sha256_file(p)}
+                              for p in extra]}
 
 
 def verify_with_onnxruntime(model: nn.Module, output_dir: Path, input_size: tuple[int, int],
