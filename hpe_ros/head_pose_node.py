@@ -579,7 +579,7 @@ def load_pool_for(pipeline: HeadPosePipeline, path) -> Any:
     """
     size = int(pipeline.estimator.input_size[0])
     policy = pipeline.pool.policy
-    pool = pool_files.load(path, policy)
+    pool = pool_files.load(path, policy, expected_crop_shape=(size, size, 3))
     people = pool.tracks()
     if len(people) > pipeline.config.max_people:
         raise pool_files.AnchorPoolFileError(f"{path}: {len(people)} people, more than anchors.max_people = "

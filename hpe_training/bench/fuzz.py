@@ -317,7 +317,7 @@ class NodeFuzzer:
         while time.monotonic() < deadline:
             stamp = max(time.time(), self._latest_admissible_stamp + 1e-3)
             self._latest_admissible_stamp = stamp
-            self.client.publish_frame(self.good_frame, stamp, K_GOOD, FRAME_ID)
+            self._publish_good(stamp)
             if wait_for(lambda: any(m.heads for m in self.client.heads[n:]), 0.5):
                 break
         else:
@@ -329,6 +329,24 @@ class NodeFuzzer:
         self.summary.rss_mb.append(rss / 2**20)
         if rss / 2**20 > rss_limit_mb:
             raise AssertionError(f"node resident memory {rss / 2**20:.0f} MB exceeds {rss_limit_mb} MB")
+
+    def _publish_good(self, stamp_s: float) -> None:
+        if not self.compressed:
+            self.client.publish_frame(self.good_frame, stamp_s, K_GOOD, FRAME_ID)
+            return
+        import cv2
+        from sensor_msgs.msg import CompressedImage
+
+        from hpe_ros.camera_info_conversion import camera_info_from_intrinsics
+        from hpe_ros.pose_conversion import time_msg_from_seconds
+
+        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(self.good_frame[:, :, ::-1]))
+        msg = CompressedImage(format="jpeg", data=jpeg.tobytes())
+        msg.header.frame_id = FRAME_ID
+        msg.header.stamp = time_msg_from_seconds(stamp_s)
+        height, width = self.good_frame.shape[:2]
+        self.client.publish_info(camera_info_from_intrinsics(K_GOOD, width, height, stamp=msg.header.stamp, frame_id=FRAME_ID))
+        self.client.publish_compressed(msg)
 
     def run(self, batches: int, rss_limit_mb: float, progress: Optional[Callable[[str], None]] = None,
             **batch_kw: Any) -> FuzzSummary:
