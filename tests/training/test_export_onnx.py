@@ -61,8 +61,9 @@ def test_large_graphs_keep_weights_in_one_external_file(model, tmp_path, monkeyp
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["patch_embed.onnx", "patch_embed.onnx.data", "relative_pose.onnx", "relative_pose.onnx.data"]
     entry = result.files["relative_pose.onnx"]
-    assert entry["external_data"] == [{"file": "relative_pose.onnx.data",
-                                       "sha256": fmt.sha256_file(tmp_path / "relative_pose.onnx.data")}]
+    data = tmp_path / "relative_pose.onnx.data"
+    assert entry["external_data"] == [{"file": "relative_pose.onnx.data", "bytes": data.stat().st_size,
+                                       "sha256": fmt.sha256_file(data)}]
     graph_bytes = (tmp_path / "relative_pose.onnx").stat().st_size
     assert 5 * graph_bytes < (tmp_path / "relative_pose.onnx.data").stat().st_size  # weights moved out
     json.dumps(result.files)  # manifest-ready
