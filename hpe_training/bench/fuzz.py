@@ -392,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpe-fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=20, help="batches of random input (default 20)")
     parser.add_argument("--images", type=int, default=100, help="images per batch (default 100)")
+    parser.add_argument("--rate-hz", type=float, default=200.0, help="image publish rate within a batch (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compressed", action="store_true", help="fuzz image/compressed instead of raw images")
     parser.add_argument("--estimator", default="vggt", choices=("vggt", "facemesh"))
@@ -429,7 +430,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fuzzer.check(args.rss_limit_mb, timeout_s=120.0)
         t0 = time.monotonic()
         summary = fuzzer.run(args.batches, args.rss_limit_mb, progress=lambda line: print(f"[hpe-fuzz] {line}", flush=True),
-                             images=args.images)
+                             images=args.images, rate_hz=args.rate_hz)
         result = summary.to_dict()
         result["seconds"] = round(time.monotonic() - t0, 1)
         result["rss_slope_mb_per_batch"] = rss_slope_mb_per_batch(summary.rss_mb)
