@@ -285,12 +285,13 @@ class HeadPoseNode(LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
             info = intrinsics_from_camera_info(msg)
-        except CameraInfoError as exc:
+        except Exception as exc:  # noqa: BLE001 - CameraInfoError, or anything a hostile message causes
             # Not a frame error: an uncalibrated camera publishes this at its frame rate. Log
-            # when it starts and show it in diagnostics; the default field of view is used.
-            if self._camera_info_problem != str(exc):
-                self.get_logger().warning(f"camera_info ignored (default field of view used): {exc}")
-            self._camera_info_problem = str(exc)
+            # (throttled) and show it in diagnostics; the default field of view is used.
+            text = str(exc) if isinstance(exc, CameraInfoError) else f"{type(exc).__name__}: {exc}"
+            if self._camera_info_problem != text:
+                self._log("warning", "camera_info", f"camera_info ignored (default field of view used): {text}")
+            self._camera_info_problem = text[:500]
             self._intrinsics = None
             return
         self._camera_info_problem = ""
@@ -451,7 +452,13 @@ class HeadPoseNode(LifecycleNode):
             self._pub_debug.publish(img)
 
     def _publish_diagnostics(self) -> None:
-        if self._pub_diag is None:
+        try:
+            self._publish_diagnostics_now()
+        except Exception as exc:  # noqa: BLE001 - a timer callback must not end the executor
+            self._log("error", f"diagnostics: {type(exc).__name__}", f"diagnostics not published: {type(exc).__name__}: {exc}")
+
+    def _publish_diagnostics_now(self) -> None:
+        if getattr(self, "_pub_diag", None) is None:
             return
         stats = self._stats.snapshot()
         stats["enabled"] = bool(self._enabled and self._active)

@@ -93,6 +93,8 @@ from numpy.lib import format as npy_format
 from hpe_core.anchors.anchor import ROTATION_TOLERANCE, Anchor, AnchorSource
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.pool import AnchorPool
+from hpe_core import bounded_json
+from hpe_core.bounded_json import BoundedJsonError, loads_bounded
 from hpe_core.features import AnchorFeatures
 
 FORMAT_NAME = "hpe-anchor-pool"
@@ -118,14 +120,11 @@ MAX_COMPRESSION_RATIO = 100
 MAX_NPY_HEADER_BYTES = 4096
 #: Longest metadata JSON.
 MAX_METADATA_BYTES = 16 * 1024 * 1024
-#: Deepest JSON nesting (header and metadata).
-MAX_JSON_DEPTH = 32
-#: Most JSON members and elements (counted as ``,`` and ``:`` outside strings).
-MAX_JSON_ITEMS = 1_000_000
-#: Most digits of a JSON integer.
-MAX_JSON_INT_DIGITS = 18
-#: Longest JSON number literal.
-MAX_JSON_NUMBER_CHARS = 64
+#: JSON bounds (header and metadata), as :mod:`hpe_core.bounded_json` applies them.
+MAX_JSON_DEPTH = bounded_json.MAX_JSON_DEPTH
+MAX_JSON_ITEMS = bounded_json.MAX_JSON_ITEMS
+MAX_JSON_INT_DIGITS = bounded_json.MAX_JSON_INT_DIGITS
+MAX_JSON_NUMBER_CHARS = bounded_json.MAX_JSON_NUMBER_CHARS
 #: Longest id, track id, crop/features member name or features producer.
 MAX_ID_CHARS = 256
 #: Most parent ids of one anchor.
@@ -365,74 +364,12 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 # ------------------------------------------------------------------------------------ JSON
-_ESCAPE_PAIR = re.compile(rb"\\.", re.S)
-_JSON_STRING = re.compile(rb'"[^"]*"')
-_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
-_OPEN = np.zeros(256, np.int8)
-_OPEN[[ord("["), ord("{")]] = 1
-_OPEN[[ord("]"), ord("}")]] = -1
-
-
-def _check_json_shape(raw: bytes, what: str) -> None:
-    """Nesting depth and item count of JSON text, without recursion, before parsing.
-
-    Escape pairs are dropped, then strings, so only the structure is left; up to the first
-    syntax error (where ``json`` stops) this is how ``json`` itself tokenises the text, so
-    its recursion never goes deeper than the depth measured here.
-    """
-    structure = _JSON_STRING.sub(b"", _ESCAPE_PAIR.sub(b"", raw))
-    items = structure.count(b",") + structure.count(b":")
-    if items > MAX_JSON_ITEMS:
-        raise _Invalid(f"{what}: more than {MAX_JSON_ITEMS} JSON items")
-    brackets = np.frombuffer(structure.translate(None, _NOT_BRACKET), np.uint8)
-    depth = 0
-    chunk = 1 << 20
-    for start in range(0, len(brackets), chunk):
-        levels = np.cumsum(_OPEN[brackets[start:start + chunk]], dtype=np.int64) + depth
-        if int(levels.max()) > MAX_JSON_DEPTH:
-            raise _Invalid(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        depth = int(levels[-1])
-
-
-def _json_int(text: str) -> int:
-    digits = text[1:] if text.startswith("-") else text
-    if len(digits) > MAX_JSON_INT_DIGITS:
-        raise _Invalid(f"JSON integer of {len(digits)} digits (at most {MAX_JSON_INT_DIGITS})")
-    return int(text)
-
-
-def _json_float(text: str) -> float:
-    if len(text) > MAX_JSON_NUMBER_CHARS:
-        raise _Invalid(f"JSON number of {len(text)} characters (at most {MAX_JSON_NUMBER_CHARS})")
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Invalid(f"JSON number {text[:20]} overflows a float")
-    return value
-
-
-def _json_constant(text: str) -> Any:
-    raise _Invalid(f"JSON constant {text} is not allowed (only finite numbers)")
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _Invalid("duplicate key in a JSON object")
-    return result
-
-
 def _safe_json_loads(raw: bytes, what: str) -> Any:
-    """``json.loads`` of hostile bytes: bounded depth, size and numbers (module docstring)."""
-    _check_json_shape(raw, what)
+    """``json.loads`` of hostile bytes: bounded depth, size and numbers (:mod:`hpe_core.bounded_json`)."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _Invalid(f"{what} is not UTF-8") from exc
-    try:
-        return json.loads(text, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant,
-                          object_pairs_hook=_json_object)
-    except json.JSONDecodeError as exc:
-        raise _Invalid(f"{what} is not valid JSON ({exc})") from exc
+        return loads_bounded(raw, what)
+    except BoundedJsonError as exc:
+        raise _Invalid(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------- the archive

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Union
 
+from hpe_core.bounded_json import load_bounded
+
 FORMAT_VERSION = 1
 
 PATCH_EMBED_FILE = "patch_embed.onnx"
@@ -106,11 +108,16 @@ class GraphMetadata:
 
 
 def read_manifest(export_dir: Union[str, Path]) -> dict[str, Any]:
-    """Load ``manifest.json`` of an export directory (``{}`` if it has none)."""
+    """Load ``manifest.json`` of an export directory (``{}`` if it has none).
+
+    Raises:
+        hpe_core.bounded_json.BoundedJsonError: (a ``ValueError``) larger than 16 MiB, nested
+            deeper than 32 levels, non-finite numbers, or not JSON.
+    """
     path = Path(export_dir) / MANIFEST_FILE
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    return load_bounded(path)  # size, depth and numbers bounded: the file is input, not trusted
 
 
 class ExportFileError(ValueError):

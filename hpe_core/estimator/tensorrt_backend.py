@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from hpe_core.bounded_json import load_bounded
 from hpe_core.estimator import onnx_format as fmt
 from hpe_core.estimator.interface import RelativePoseEstimator
 
@@ -198,7 +199,7 @@ def read_cached_plan(plan_path: Path, key: str) -> Optional[bytes]:
     """
     sidecar_path = plan_path.with_suffix(".json")
     try:
-        sidecar = json.loads(sidecar_path.read_text())
+        sidecar = load_bounded(sidecar_path, max_bytes=1 << 20)
         plan = plan_path.read_bytes()
     except (OSError, ValueError):
         return None

@@ -17,7 +17,6 @@ Checkpoints are read only with ``safetensors`` or ``torch.load(..., weights_only
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Dict, List, Literal, Mapping, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from hpe_core.bounded_json import load_bounded
 from hpe_core.vggt.config import VGGTConfig
 from hpe_core.vggt.model import VGGTCamera
 
@@ -339,4 +339,4 @@ def layers_to_regex(layers: List[str]) -> str:
 
 def read_config_json(directory: PathLike) -> VGGTConfig:
     """Config of a saved model directory (without loading weights)."""
-    return VGGTConfig.from_dict(json.loads((Path(directory) / CONFIG_FILENAME).read_text()))
+    return VGGTConfig.from_dict(load_bounded(Path(directory) / CONFIG_FILENAME))

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple, Union
 
+from hpe_core.bounded_json import load_bounded
+
 PathLike = Union[str, Path]
 
 _PATCH_EMBED_KINDS = ("dinov2_reg",)
@@ -192,7 +194,7 @@ class VGGTConfig:
         """Read a config JSON file (the oracle's ``vggt_tiny_config.json`` format)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = load_bounded(path)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc})") from exc
         return cls.from_dict(data)
