@@ -435,12 +435,21 @@ class HeadPosePipeline:
     # ------------------------------------------------------------------ requests
     def capture_anchor(self, track_id: Optional[int] = None,
                        pose_cam: Optional[FloatArray] = None, pose_from_estimate: bool = False) -> Anchor:
+        """:meth:`capture_anchor_of_track` without the track id."""
+        return self.capture_anchor_of_track(track_id, pose_cam, pose_from_estimate)[1]
+
+    def capture_anchor_of_track(self, track_id: Optional[int] = None, pose_cam: Optional[FloatArray] = None,
+                                pose_from_estimate: bool = False) -> tuple[int, Anchor]:
         """Calibrate: the face of ``track_id`` (``None``: the largest face) in the latest frame
         becomes a calibrated anchor at ``pose_cam`` (``None``: facing the camera squarely, or,
         with ``pose_from_estimate``, at the estimator's absolute estimate when it has one).
 
         The person's bootstrapped anchors and the keyframes derived from them are dropped:
         a calibration supersedes guesses.
+
+        Returns:
+            ``(track id, anchor)``: the tracker's id of the face that was captured (the largest
+            face's when ``track_id`` was ``None`` or negative) and the new anchor.
 
         Raises:
             PipelineError: no face in the latest frame, or no such track.
@@ -482,7 +491,7 @@ class HeadPosePipeline:
                     self.pool.restore_anchor(old)
                 raise
             self._last_rotation[person] = pose[:3, :3]
-            return anchor
+            return view.face.track_id, anchor
 
     def _descends_from_calibrated(self, person: str, anchor: Anchor) -> bool:
         by_id = {a.anchor_id: a for a in self.pool.anchors(person)}

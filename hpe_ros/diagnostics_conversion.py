@@ -27,7 +27,8 @@ Level rules (first match wins; thresholds in :class:`DiagnosticRules`):
    unknown age counts as recent).
 2. OK "disabled": ``enabled`` is false (no output is expected).
 3. WARN: ``rate_hz`` is missing or ``<= min_rate_hz`` while enabled (no frames processed).
-4. WARN: the summed stage latency exceeds ``max_total_latency_ms`` (when that is set).
+4. WARN: the total latency (the pipeline's ``total``, else the sum of the stages) exceeds
+   ``max_total_latency_ms`` (when that is set).
 5. OK otherwise.
 
 Older errors stay visible in the key-value pairs without raising the level.
@@ -99,11 +100,18 @@ def diagnostic_level(
         if not rate:
             return WARN, "enabled but no frames processed"
         return WARN, f"rate {float(rate):.1f} Hz is too low"
-    latency = stats.get("latency_ms") or {}
-    total_ms = float(sum(float(v) for v in latency.values()))
+    total_ms = total_latency_ms(stats.get("latency_ms") or {})
     if rules.max_total_latency_ms is not None and total_ms > rules.max_total_latency_ms:
         return WARN, f"latency {total_ms:.1f} ms exceeds {rules.max_total_latency_ms:.1f} ms"
     return OK, f"running at {float(rate):.1f} Hz"
+
+
+def total_latency_ms(latency: Mapping[str, Any]) -> float:
+    """The frame's total latency, ms: its ``total`` entry when the pipeline reports one (it
+    does: ``FrameResult.timings_ms``), else the sum of the stages (never both added up)."""
+    if "total" in latency:
+        return float(latency["total"])
+    return float(sum(float(v) for v in latency.values()))
 
 
 def _format(value: Any) -> str:
@@ -124,9 +132,8 @@ def diagnostic_values(stats: Mapping[str, Any]) -> list[KeyValue]:
             continue
         value = stats[key]
         if isinstance(value, Mapping):
-            if key == "latency_ms":
-                total = sum(float(v) for v in value.values())
-                values.append(KeyValue(key="latency_ms.total", value=_format(total)))
+            if key == "latency_ms" and "total" not in value:  # one latency_ms.total, never two
+                values.append(KeyValue(key="latency_ms.total", value=_format(total_latency_ms(value))))
             for inner in sorted(value, key=str):
                 values.append(KeyValue(key=f"{key}.{inner}", value=_format(value[inner])))
         else:

@@ -32,6 +32,7 @@ Services: ~/capture_anchor, ~/clear_anchors, ~/save_anchors, ~/load_anchors, ~/e
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import traceback
@@ -46,6 +47,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool
@@ -299,7 +301,7 @@ class HeadPoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.context.ok():
             msg = self._queue.get(timeout_s=0.2)
             if msg is None or not self._active or not self._enabled or self._pipeline is None:
                 continue
@@ -508,11 +510,12 @@ class HeadPoseNode(LifecycleNode):
         try:
             pose = pose_matrix_from_msg(request.pose) if request.use_given_pose else None
             track = request.track_id if request.track_id >= 0 else None
-            anchor = pipeline.capture_anchor(track, pose)
+            captured_track, anchor = pipeline.capture_anchor_of_track(track, pose)
         except (PipelineError, ValueError) as exc:
             response.success, response.message = False, f"capture refused, anchors unchanged: {exc}"
             return response
         response.success = True
+        response.track_id = int(captured_track)  # the track captured, also for track_id -1
         response.anchor_id = anchor.anchor_id
         response.message = f"anchor {anchor.anchor_id} captured"
         return response
@@ -613,7 +616,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--autostart", action="store_true", help="configure and activate at start-up")
     ros_args = rclpy.utilities.remove_ros_args(argv)
     options = parser.parse_args(ros_args[1:])
-    rclpy.init(args=argv)
+    # Ctrl-C and SIGTERM (what `ros2 launch` sends) end spin() here, in the main thread, so the
+    # worker is stopped before the context is shut down (rclpy's own handler would shut the
+    # context first and the worker's next publish would fail with a traceback).
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node = HeadPoseNode()
     executor = MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
@@ -627,11 +635,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         node._release()
+        executor.shutdown(timeout_sec=5.0)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -86,3 +86,16 @@ def test_error_status_message() -> None:
     msg = diagnostic_array_from_stats(_with(last_error="CUDA OOM", last_error_age_s=0.2))
     assert msg.status[0].level == DiagnosticStatus.ERROR
     assert "CUDA OOM" in msg.status[0].message
+
+
+def test_the_pipelines_own_total_is_listed_once_and_drives_the_latency_warning() -> None:
+    """The node's stats carry the pipeline's ``total`` beside the stages (FrameResult.timings_ms);
+    before issue 16's fix it was added to them and listed twice (ros2-real-clients.md)."""
+    stats = _with(rate_hz=30.0, latency_ms={"detect": 12.0, "estimate": 40.5, "fuse": 1.0, "total": 54.0})
+    msg = diagnostic_array_from_stats(stats, stamp=Time(sec=1), hardware_id="cam0")
+    keys = [kv.key for kv in msg.status[0].values]
+    assert keys.count("latency_ms.total") == 1
+    assert {kv.key: kv.value for kv in msg.status[0].values}["latency_ms.total"] == "54.000"
+    level, message = diagnostic_level(stats, DiagnosticRules(max_total_latency_ms=50.0))
+    assert level == DiagnosticStatus.WARN and "54.0 ms" in message  # not 107.5
+    assert diagnostic_level(stats, DiagnosticRules(max_total_latency_ms=60.0))[0] == DiagnosticStatus.OK

@@ -69,6 +69,8 @@ def test_services(system, frames):
     res = client.call(CaptureAnchor, f"/{NODE}/capture_anchor", CaptureAnchor.Request(track_id=-1))
     assert res.success, res.message
     assert res.anchor_id
+    # track_id -1 means "the largest face": the answer names the track that was captured
+    assert res.track_id in {h.track_id for m in client.heads[-20:] for h in m.heads}, res
     res = client.call(SaveAnchors, f"/{NODE}/save_anchors", SaveAnchors.Request(path="pool1.hpepool"))
     assert res.success, res.message
     assert (anchor_dir / "pool1.hpepool").is_file()
