@@ -9,8 +9,8 @@
 #   2. The venv: torch==2.13.0 (CPU) first, every later install constrained to it, then
 #      tools/requirements.txt (ROS 2 Kilted wheels, colcon, the ML stack), facenet-pytorch
 #      with --no-deps, and this repository in editable mode (console scripts).
-#   3. The ROS 2 interfaces: our package (msg/, srv/) and, where tf2_msgs is not importable,
-#      a tf2_msgs stand-in with the real type hash, built by colcon into the venv.
+#   3. The ROS 2 interfaces: our package (msg/, srv/) and, where tf2_msgs or hri_msgs (REP 155)
+#      is not importable, stand-ins with the real type hashes, built by colcon into the venv.
 #   4. The ONNX export of the shipped default model (hpe_core/models/default/onnx).
 #   5. An environment file, $HPE_VENV/hpe_env.sh, that sets AMENT_PREFIX_PATH and the
 #      loopback-only Fast DDS profile.
@@ -125,6 +125,14 @@ if ! "$PY" -c "from tf2_msgs.msg import TFMessage" >/dev/null 2>&1 || [ -f "$STA
   if ! stamp_ok tf2_msgs "$tf_stamp"; then
     colcon_build tf2_msgs "$REPO/tools/ros/tf2_msgs"
     stamp_set tf2_msgs "$tf_stamp"
+  fi
+fi
+
+if ! "$PY" -c "from hri_msgs.msg import IdsList" >/dev/null 2>&1 || [ -f "$STAMPS/hri_msgs" ]; then
+  hri_stamp="$(stamp_of "$REPO"/tools/ros/hri_msgs/* "$REPO"/tools/ros/hri_msgs/msg/*)"
+  if ! stamp_ok hri_msgs "$hri_stamp"; then
+    colcon_build hri_msgs "$REPO/tools/ros/hri_msgs"
+    stamp_set hri_msgs "$hri_stamp"
   fi
 fi
 

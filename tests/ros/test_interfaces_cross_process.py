@@ -115,3 +115,38 @@ def test_tf2_msgs_type_hash_is_the_real_one():
         data = json.load(f)
     hashes = {entry["type_name"]: entry["hash_string"] for entry in data["type_hashes"]}
     assert hashes["tf2_msgs/msg/TFMessage"] == real_kilted_hash
+
+
+#: Type hashes of hri_msgs 2.0.0 (ROS4HRI, REP 155) built from upstream (ros2-real-clients.md).
+REAL_HRI_MSGS_HASHES = {
+    "IdsList": "RIHS01_7e0812d1ac945c98fd3e393568d581ad0ab567f37b24eff633eab778c1bfe62d",
+    "NormalizedRegionOfInterest2D": "RIHS01_2e50c93f1ca166ee77af9a5424dc951ae4e452b740162a7f83c082d917dcaff5",
+    "NormalizedPointOfInterest2D": "RIHS01_cc1d2f720c82afeb850ff1dbf66f41ecb7caf19f842987f1247e66160cf03953",
+    "FacialLandmarks": "RIHS01_f1d6b0ba159f4d6be1632e5dfc9cb79ce5e35da73888da2a4789bd9b35112a63",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_HRI_MSGS_HASHES))
+def test_hri_msgs_type_hashes_are_the_real_ones(name):
+    """The hri_msgs that setup builds where the real one is absent (tools/ros/hri_msgs) is wire
+    compatible with ROS4HRI consumers (pyhri, libhri, hri_rviz): the generated type hashes equal
+    the real ones."""
+    import json
+
+    from ament_index_python.packages import get_package_share_directory
+
+    with open(f"{get_package_share_directory('hri_msgs')}/msg/{name}.json") as f:
+        data = json.load(f)
+    hashes = {entry["type_name"]: entry["hash_string"] for entry in data["type_hashes"]}
+    assert hashes[f"hri_msgs/msg/{name}"] == REAL_HRI_MSGS_HASHES[name]
+
+
+def test_facial_landmarks_holds_the_70_ros4hri_codes():
+    from hri_msgs.msg import FacialLandmarks
+
+    msg = FacialLandmarks()
+    assert len(msg.landmarks) == 70
+    codes = {n: getattr(FacialLandmarks, n) for n in dir(FacialLandmarks)
+             if n.isupper() and isinstance(getattr(FacialLandmarks, n), int)}
+    assert sorted(codes.values()) == list(range(70))
+    assert codes["RIGHT_EAR"] == 0 and codes["LEFT_EAR"] == 16 and codes["RIGHT_PUPIL"] == 68 and codes["LEFT_PUPIL"] == 69
