@@ -537,6 +537,14 @@ class HeadPosePipeline:
             self.pool.replace_with(pool)
             self._last_rotation.clear()
 
+    def landmarks5_of(self, track_id: int) -> Optional[FloatArray]:
+        """``[5, 2]`` detector landmarks (pixels of the latest frame) of a face in view, or ``None``."""
+        with self._lock:
+            view = self._views.get(track_id)
+            if view is None or view.face.landmarks5 is None:
+                return None
+            return np.asarray(view.face.landmarks5, dtype=np.float64).copy()
+
     def tracks_in_view(self) -> list[int]:
         with self._lock:
             return sorted(self._views)

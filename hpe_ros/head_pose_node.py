@@ -25,7 +25,9 @@ frame (empty, for instance) still gets its ``/head_pose``; only TF is skipped, w
 Topics (relative names; remap them in the launch file):
   in   image (sensor_msgs/Image) or image/compressed, camera_info
   out  head_pose (hpe_ros/HeadPoseArray), /tf (tf2_msgs/TFMessage: face_<id>, gaze_<id> as
-       children of the image's frame_id, stamped with the image's stamp), /diagnostics,
+       children of the image's frame_id, stamped with the image's stamp; <id> the REP 155 face
+       id, e.g. f00001), /diagnostics, REP 155 /humans/faces/tracked and
+       /humans/faces/<id>/{roi,cropped,aligned} (hri.enabled, :mod:`hpe_ros.rep155`),
        debug_image (optional), markers (optional)
 Services: ~/capture_anchor, ~/clear_anchors, ~/save_anchors, ~/load_anchors, ~/enable.
 """
@@ -68,6 +70,7 @@ from hpe_ros.image_conversion import ImageConversionError, compressed_msg_to_rgb
 from hpe_ros.msg import HeadPose, HeadPoseArray
 from hpe_ros.node_stats import NodeStats
 from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, frame_id_problem, validate_together
+from hpe_ros.rep155 import Rep155Publisher, face_id_of
 from hpe_ros.pose_conversion import head_tf_transforms, pose_msg_from_matrix, seconds_from_time_msg, tf_message
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors
 
@@ -206,6 +209,12 @@ class HeadPoseNode(LifecycleNode):
         self._pub_diag = pub(DiagnosticArray, "/diagnostics", 10)
         self._pub_debug = pub(Image, "debug_image", qos_profile_sensor_data)
         self._pub_markers = pub(MarkerArray, "markers", 10)
+        self._rep155 = None
+        if self.p("hri.enabled"):
+            try:
+                self._rep155 = Rep155Publisher(self, self.p("hri.grace_s"))
+            except ImportError as exc:  # hri_msgs absent (tools/setup.sh builds it)
+                self.get_logger().warning(f"REP 155 face topics off: {exc}")
         if self.p("use_compressed"):
             sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos)
         else:
@@ -267,6 +276,9 @@ class HeadPoseNode(LifecycleNode):
             else:
                 self.destroy_subscription(entity)
         self._entities = []
+        if getattr(self, "_rep155", None) is not None:
+            self._rep155.close()
+            self._rep155 = None
         for name in ("_pub_heads", "_pub_tf", "_pub_diag", "_pub_debug", "_pub_markers"):
             pub = getattr(self, name, None)
             if pub is not None:
@@ -413,7 +425,7 @@ class HeadPoseNode(LifecycleNode):
         for head in result.heads:
             if head.pose_cam is None:
                 continue
-            face_id = str(head.track_id)
+            face_id = face_id_of(head.track_id)
             msg = HeadPose()
             msg.header = out.header
             msg.track_id = head.track_id
@@ -436,13 +448,17 @@ class HeadPoseNode(LifecycleNode):
             tfs[1].child_frame_id = f"{gaze_prefix}{face_id}"
             transforms += tfs
         self._pub_heads.publish(out)
+        if self._rep155 is not None and self._pipeline is not None:
+            self._rep155.grace_s = self.p("hri.grace_s")
+            self._rep155.publish(header, rgb, result.heads, result.intrinsics, self._pipeline.landmarks5_of,
+                                 seconds_from_time_msg(header.stamp))
         if transforms and frame_problem is None:
             self._pub_tf.publish(tf_message(transforms))
         posed = [h for h in result.heads if h.pose_cam is not None]
         if self.p("debug.publish_markers") and posed and frame_problem is None:
             from hpe_ros.markers import head_markers
 
-            self._pub_markers.publish(head_markers(header.stamp, parent, [str(h.track_id) for h in posed],
+            self._pub_markers.publish(head_markers(header.stamp, parent, [face_id_of(h.track_id) for h in posed],
                                                    np.stack([h.pose_cam for h in posed])))
         if self.p("debug.publish_image"):
             from hpe_core.visualization import DebugFace, draw_debug_image

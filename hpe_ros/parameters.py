@@ -83,6 +83,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("frames.camera_frame", "", "parent frame of the head frames; empty = the image's frame_id"),
     ParameterSpec("frames.face_prefix", "face_", "TF frame of a head: <face_prefix><id> (REP 155)"),
     ParameterSpec("frames.gaze_prefix", "gaze_", "TF gaze frame: <gaze_prefix><id> (REP 155)"),
+    ParameterSpec("hri.enabled", True, "publish the REP 155 (ROS4HRI) face topics: /humans/faces/tracked and /humans/faces/<id>/roi, cropped, aligned", read_only=True),
+    ParameterSpec("hri.grace_s", 1.0, "a face's REP 155 topics are destroyed this long (image time) after it was last in view, seconds", min_value=0.0, max_value=60.0),
     ParameterSpec("debug.publish_image", False, "publish debug_image with boxes and head axes"),
     ParameterSpec("debug.publish_markers", False, "publish RViz markers on markers"),
     ParameterSpec("diagnostics_period_s", 1.0, "period of /diagnostics, seconds", min_value=0.1, max_value=60.0, read_only=True),

@@ -47,7 +47,7 @@ def test_outputs_stamped_with_the_image(system, frames):
     msg = heads_after(client, 0)[-1]
     head = msg.heads[0]
     assert msg.header.frame_id == CAMERA_FRAME and head.header.frame_id == CAMERA_FRAME
-    assert head.face_id == str(head.track_id)
+    assert head.face_id == f"f{head.track_id:05d}"  # REP 155 id, as in TF face_<id>
     assert len(head.anchor_ids) >= 1 and 0.0 <= head.confidence <= 1.0
     q = head.pose.orientation
     assert abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-6

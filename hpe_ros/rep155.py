@@ -1,0 +1,141 @@
+"""REP 155 (ROS4HRI) face topics, as HRI pipelines (pyhri, libhri, hri_rviz,
+hri_person_manager) read them, beside our own ``/head_pose``.
+
+Published per frame when ``hri.enabled``:
+
+* ``/humans/faces/tracked`` (``hri_msgs/IdsList``): the ids of the faces in view;
+* per face ``/humans/faces/<id>/roi`` (``hri_msgs/NormalizedRegionOfInterest2D``: the face box
+  normalised by the image size, clipped to [0, 1]; ``c`` the pose confidence),
+  ``/humans/faces/<id>/cropped`` (``sensor_msgs/Image`` rgb8: the box cut from the image) and
+  ``/humans/faces/<id>/aligned`` (rgb8: the landmark-normalised crop, eyes level,
+  :mod:`hpe_core.aligned_crop`), each stamped with the image's header.
+
+Face ids are REP 155 strings made from the tracker id (:func:`face_id_of`: ``f00001``; a ROS
+name token may not start with a digit), the same ``<id>`` as in TF ``face_<id>``/``gaze_<id>``
+and ``HeadPose.face_id``. A face's publishers are created when it first appears and destroyed
+``grace_s`` seconds (of image stamps) after it was last in view.
+
+Not published yet: ``/humans/faces/<id>/landmarks`` (``hri_msgs/FacialLandmarks``; the mapping
+of the face mesh's 478 points onto the 70 ROS4HRI landmarks is not written).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from hpe_core.aligned_crop import aligned_crop
+
+#: QoS of the face images: reliable (matches both reliable and best-effort subscribers, as
+#: consumers' defaults are reliable), keep only the newest.
+FACE_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: Side of the published aligned crop, pixels.
+ALIGNED_SIZE_PX = 128
+TRACKED_TOPIC = "/humans/faces/tracked"
+
+
+def face_id_of(track_id: int) -> str:
+    """The REP 155 face id of a tracker id: ``"f"`` and five or more digits (``7 -> "f00007"``)."""
+    return f"f{int(track_id):05d}"
+
+
+def normalized_roi(box_xyxy, width: int, height: int) -> tuple[float, float, float, float]:
+    """``(xmin, ymin, xmax, ymax)`` of a pixel box divided by the image size, clipped to [0, 1]."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    clip = lambda v: float(min(max(v, 0.0), 1.0))  # noqa: E731
+    return clip(x0 / width), clip(y0 / height), clip(x1 / width), clip(y1 / height)
+
+
+@dataclass
+class _FacePublishers:
+    roi: Any
+    cropped: Any
+    aligned: Any
+    last_seen_s: float
+    topics: list[str] = field(default_factory=list)
+
+
+class Rep155Publisher:
+    """The REP 155 face topics of one node (module docstring)."""
+
+    def __init__(self, node, grace_s: float = 1.0) -> None:
+        from hri_msgs.msg import IdsList
+
+        self._node = node
+        self.grace_s = grace_s
+        self._faces: dict[str, _FacePublishers] = {}
+        self._tracked = node.create_publisher(IdsList, TRACKED_TOPIC, 10)
+
+    @property
+    def face_ids(self) -> list[str]:
+        """Ids that currently have per-face publishers."""
+        return sorted(self._faces)
+
+    def publish(self, header, rgb: np.ndarray, heads, K: Optional[np.ndarray], landmarks_of, stamp_s: float) -> None:
+        """Publish one frame's faces.
+
+        Args:
+            header: the image's ``std_msgs/Header``.
+            rgb: ``[H, W, 3]`` uint8 RGB image.
+            heads: the frame's :class:`~hpe_core.pipeline.HeadEstimate` s.
+            K: ``[3, 3]`` intrinsics used for the frame.
+            landmarks_of: ``track_id -> [5, 2] landmarks or None`` (for the aligned crop).
+            stamp_s: the image stamp, seconds (for the grace period).
+        """
+        from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
+
+        from hpe_ros.image_conversion import rgb_to_image_msg
+
+        height, width = rgb.shape[:2]
+        ids = []
+        for head in heads:
+            face_id = face_id_of(head.track_id)
+            ids.append(face_id)
+            pubs = self._faces.get(face_id) or self._create(face_id, stamp_s)
+            pubs.last_seen_s = stamp_s
+            roi = NormalizedRegionOfInterest2D(header=header)
+            roi.xmin, roi.ymin, roi.xmax, roi.ymax = normalized_roi(head.box_xyxy, width, height)
+            roi.c = float(min(max(head.confidence, 0.0), 1.0))
+            pubs.roi.publish(roi)
+            x0, y0 = int(max(np.floor(head.box_xyxy[0]), 0)), int(max(np.floor(head.box_xyxy[1]), 0))
+            x1, y1 = int(min(np.ceil(head.box_xyxy[2]), width)), int(min(np.ceil(head.box_xyxy[3]), height))
+            if x1 > x0 and y1 > y0:
+                pubs.cropped.publish(rgb_to_image_msg(np.ascontiguousarray(rgb[y0:y1, x0:x1]), stamp=header.stamp,
+                                                      frame_id=header.frame_id))
+            if K is not None:
+                try:
+                    crop, _ = aligned_crop(rgb, K, head.box_xyxy, ALIGNED_SIZE_PX, landmarks_of(head.track_id))
+                except ValueError:  # a degenerate box: no aligned crop this frame
+                    crop = None
+                if crop is not None:
+                    pubs.aligned.publish(rgb_to_image_msg(crop, stamp=header.stamp, frame_id=header.frame_id))
+        self._tracked.publish(IdsList(header=header, ids=ids))
+        for face_id in [f for f, p in self._faces.items() if f not in ids and stamp_s - p.last_seen_s > self.grace_s]:
+            self._destroy(face_id)
+
+    def _create(self, face_id: str, stamp_s: float) -> _FacePublishers:
+        from hri_msgs.msg import NormalizedRegionOfInterest2D
+        from sensor_msgs.msg import Image
+
+        base = f"/humans/faces/{face_id}"
+        node = self._node
+        pubs = _FacePublishers(
+            roi=node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", 10),
+            cropped=node.create_publisher(Image, f"{base}/cropped", FACE_IMAGE_QOS),
+            aligned=node.create_publisher(Image, f"{base}/aligned", FACE_IMAGE_QOS),
+            last_seen_s=stamp_s)
+        self._faces[face_id] = pubs
+        return pubs
+
+    def _destroy(self, face_id: str) -> None:
+        pubs = self._faces.pop(face_id)
+        for pub in (pubs.roi, pubs.cropped, pubs.aligned):
+            self._node.destroy_publisher(pub)
+
+    def close(self) -> None:
+        """Destroy every publisher (the node's cleanup)."""
+        for face_id in list(self._faces):
+            self._destroy(face_id)
+        self._node.destroy_publisher(self._tracked)
