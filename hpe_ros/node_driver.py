@@ -59,10 +59,12 @@ class NodeProcess:
     """``python -m hpe_ros.head_pose_node --autostart`` with the repo's YAML plus overrides."""
 
     def __init__(self, overrides: dict[str, Any], log_path: Path,
-                 remaps: Optional[dict[str, str]] = None, env: Optional[dict[str, str]] = None) -> None:
-        """Start the node; ``env`` entries are added to this process's environment."""
+                 remaps: Optional[dict[str, str]] = None, env: Optional[dict[str, str]] = None,
+                 params_file: Optional[Path] = None) -> None:
+        """Start the node; ``env`` entries are added to this process's environment;
+        ``params_file`` replaces the repository's YAML."""
         cmd = [sys.executable, "-m", "hpe_ros.head_pose_node", "--autostart", "--ros-args",
-               "--params-file", str(REPO_ROOT / "config" / "head_pose.yaml")]
+               "--params-file", str(params_file or REPO_ROOT / "config" / "head_pose.yaml")]
         for key, value in overrides.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             cmd += ["-p", f"{key}:={text}"]

@@ -9,12 +9,24 @@ Arguments:
   params_file       parameter YAML (default: share/hpe_ros/config/head_pose.yaml)
   namespace         namespace of the node
   autostart         configure and activate the lifecycle node at start-up (default true)
+
+Portable to Humble, Jazzy and Kilted: the lifecycle node is activated with launch events (a
+ChangeState configure emitted at start, an activate when the first configure reaches
+``inactive``), both
+under ``IfCondition(autostart)``, instead of ``LifecycleNode(autostart=...)``, which older
+launch_ros does not have and which takes a substitution as always true. The parameter file's
+top key is ``/**``, so it applies under any ``namespace``.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.conditions import IfCondition
+from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
+from lifecycle_msgs.msg import Transition
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -52,6 +64,15 @@ def generate_launch_description() -> LaunchDescription:
             ("image/compressed", [camera_ns, "/", image_topic, "/compressed"]),
             ("camera_info", [camera_ns, "/camera_info"]),
         ],
-        autostart=LaunchConfiguration("autostart"),
     )
-    return LaunchDescription(arguments + [node])
+    autostart = IfCondition(LaunchConfiguration("autostart"))
+    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                            transition_id=Transition.TRANSITION_CONFIGURE),
+                          condition=autostart)
+    activate_when_configured = RegisterEventHandler(
+        OnStateTransition(target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+                          handle_once=True,  # the first configure only: a later deactivate stays inactive
+                          entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                                                transition_id=Transition.TRANSITION_ACTIVATE))]),
+        condition=IfCondition(LaunchConfiguration("autostart")))
+    return LaunchDescription(arguments + [node, activate_when_configured, configure])

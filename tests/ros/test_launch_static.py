@@ -51,8 +51,8 @@ def test_launch_file_compiles_and_names_existing_things():
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert re.search(rf"install\(PROGRAMS[^)]*scripts/{executable}", cmake), "executable not installed to lib/hpe_ros"
     assert _kw(node, "name").value == "head_pose_node"
-    # The YAML's top-level key must be the node name, or its parameters would not apply.
-    assert list(yaml.safe_load(YAML_FILE.read_text())) == ["head_pose_node"]
+    # The YAML's top-level key is "/**": its parameters apply under any namespace and node name.
+    assert list(yaml.safe_load(YAML_FILE.read_text())) == ["/**"]
     # Default params file: share/hpe_ros/config/head_pose.yaml, which CMake installs.
     (arg,) = [c for c in _calls(tree, "DeclareLaunchArgument") if c.args[0].value == "params_file"]
     parts = [e.value for e in _kw(arg, "default_value").args[0].elts if isinstance(e, ast.Constant)]
@@ -73,13 +73,22 @@ def test_launch_file_compiles_and_names_existing_things():
     declared = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert used <= declared, used - declared
-    # lifecycle auto-activation is wired to an argument
-    assert isinstance(_kw(node, "autostart"), ast.Call)
+    # lifecycle activation by events (portable to Humble, Jazzy, Kilted): no autostart= keyword
+    # (a TypeError before launch_ros 0.26.7); configure emitted at start and activate on reaching
+    # inactive, both under IfCondition(autostart) so that autostart:=false is honoured
+    assert all(k.arg != "autostart" for k in node.keywords)
+    changes = _calls(tree, "ChangeState")
+    transitions = {ast.unparse(_kw(c, "transition_id")) for c in changes}
+    assert transitions == {"Transition.TRANSITION_CONFIGURE", "Transition.TRANSITION_ACTIVATE"}, transitions
+    (handler,) = _calls(tree, "OnStateTransition")
+    assert _kw(handler, "goal_state").value == "inactive"
+    conditions = [c for c in _calls(tree, "IfCondition")]
+    assert len(conditions) == 2 and all(ast.unparse(c.args[0]) == "LaunchConfiguration('autostart')" for c in conditions)
 
 
 def test_yaml_parameters_are_declared_and_valid():
     data = yaml.safe_load(YAML_FILE.read_text())
-    params = _flatten(data["head_pose_node"]["ros__parameters"])
+    params = _flatten(data["/**"]["ros__parameters"])
     assert set(params) == set(SPECS), set(params) ^ set(SPECS)
     for name, value in params.items():
         assert validate(name, value) is None, (name, value, validate(name, value))
