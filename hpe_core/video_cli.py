@@ -1,5 +1,9 @@
 """``hpe-video INPUT``: run the head pose pipeline on a video file or an image folder.
 
+An image folder is taken as a set of photos of the same scene or person (``--sequence``: as the
+frames of a video): the detector runs on every image and a face is estimated from the first image
+it appears in; a lone face keeps one track (and its anchors) when it moves between photos.
+
 Writes ``poses.csv`` and ``poses.json`` (one row per head per frame: track, position in metres,
 quaternion x,y,z,w and BIWI yaw/pitch/roll in degrees in the camera optical frame, confidence,
 anchors, gap) and, with ``--annotate``, ``annotated.mp4`` with boxes and head axes.
@@ -25,6 +29,7 @@ from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg
 from hpe_core.geometry.rotations import quat_xyzw_from_matrix
 from hpe_core.pipeline import FrameResult, HeadPosePipeline, PipelineConfig, frontal_pose_from_box
 from hpe_core.pipeline_factory import PipelineSettings, build_pipeline
+from hpe_core.tracking.tracker import TrackerConfig
 from hpe_core.visualization import DebugFace, draw_debug_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -60,6 +65,13 @@ def read_frames(source: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
             i += 1
     finally:
         capture.release()
+
+
+def photo_tracker() -> TrackerConfig:
+    """Tracker settings for a folder of photos: a face is confirmed on the first image it is
+    detected in (``min_hits`` 1: no video to confirm it over), and a lone face that moves
+    between photos keeps its track (``reassociate_lone_face``), so it keeps its anchors."""
+    return TrackerConfig(min_hits=1, reassociate_lone_face=True)
 
 
 def head_rows(frame_index: int, stamp_s: float, result: FrameResult) -> list[dict]:
@@ -143,11 +155,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--anchor-ypr", type=float, nargs=3, default=(0.0, 0.0, 0.0),
                         metavar=("YAW", "PITCH", "ROLL"), help="pose of that anchor relative to facing the camera, degrees")
     parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--sequence", action="store_true",
+                        help="treat an image folder as the frames of a video (default: a folder is a set of photos)")
     args = parser.parse_args(argv)
+    photos = args.input.is_dir() and not args.sequence
     settings = PipelineSettings(
         estimator=args.estimator, backend=args.backend, model_path=args.model_path, device=args.device,
-        detection_every_n_frames=args.detect_every,
-        pipeline=PipelineConfig(default_hfov_deg=args.hfov, bootstrap="none" if args.calibrate_first else "absolute"),
+        detection_every_n_frames=1 if photos else args.detect_every,
+        pipeline=PipelineConfig(default_hfov_deg=args.hfov, bootstrap="none" if args.calibrate_first else "absolute",
+                                tracker=photo_tracker() if photos else TrackerConfig()),
     )
     try:
         pipeline = build_pipeline(settings)

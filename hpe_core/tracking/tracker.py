@@ -19,6 +19,11 @@ Each track keeps its box as centre/size ``[cx, cy, w, h]`` (pixels) plus a veloc
 * Death hysteresis: a confirmed track is removed after ``max_missed`` consecutive detection
   rounds without a match; a face that is missed fewer times keeps its id.
 * Ids are positive integers from a counter; an id is never reused.
+* A lone face that jumps (``reassociate_lone_face``): when the tracker holds exactly one track
+  and the frame exactly one detection, and IoU cannot match them (photos of one person, a
+  cut, a fast move at a low frame rate), they are matched anyway if their sizes are within
+  ``lone_face_max_size_ratio`` of each other; the velocity restarts (a jump is not a motion).
+  Without it a face that jumps every frame never confirms its track and never gets a pose.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class TrackerConfig:
         velocity_gain: beta of the alpha-beta filter, in [0, 1]; 0 freezes the velocity.
         use_velocity: predict with constant velocity (``False``: boxes stay where they were
             last detected; only useful as a baseline).
+        reassociate_lone_face: match a lone track and a lone detection that IoU cannot match
+            (module docstring).
+        lone_face_max_size_ratio: largest ratio of box sides (either way) for that match, >= 1.
     """
 
     iou_threshold: float = 0.3
@@ -61,6 +69,8 @@ class TrackerConfig:
     max_missed: int = 5
     velocity_gain: float = 0.5
     use_velocity: bool = True
+    reassociate_lone_face: bool = True
+    lone_face_max_size_ratio: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.iou_threshold <= 1.0:
@@ -71,6 +81,8 @@ class TrackerConfig:
             raise ValueError(f"max_missed must be >= 1, got {self.max_missed}")
         if not 0.0 <= self.velocity_gain <= 1.0:
             raise ValueError(f"velocity_gain must be in [0, 1], got {self.velocity_gain}")
+        if not self.lone_face_max_size_ratio >= 1.0:
+            raise ValueError(f"lone_face_max_size_ratio must be >= 1, got {self.lone_face_max_size_ratio}")
 
 
 @dataclass(frozen=True)
@@ -193,10 +205,20 @@ class FaceTracker:
         cfg = self.config
         predicted = [t.box_at(stamp_s, cfg.use_velocity) for t in self._tracks]
         matches, unmatched_tracks, unmatched_dets = self._associate(predicted, detections)
+        jumped: set[int] = set()
+        if (cfg.reassociate_lone_face and len(self._tracks) == 1 and len(detections) == 1
+                and unmatched_tracks and unmatched_dets
+                and self._similar_size(self._tracks[0].box_cxcywh, cxcywh_from_xyxy(detections[0].box_xyxy))):
+            matches, unmatched_tracks, unmatched_dets = [(0, 0)], [], []
+            jumped.add(0)
 
         out_boxes: dict[int, tuple[FloatArray, bool]] = {}
         for track_index, det_index in matches:
             track = self._tracks[track_index]
+            if track_index in jumped:  # restart the motion model where the face is now
+                track.velocity, track.has_velocity = np.zeros(4), False
+                predicted[track_index] = track.box_cxcywh = cxcywh_from_xyxy(detections[det_index].box_xyxy)
+                track.stamp_s = stamp_s
             self._correct(track, predicted[track_index], detections[det_index], stamp_s)
             out_boxes[track.track_id] = (track.box_cxcywh.copy(), True)
 
@@ -231,6 +253,11 @@ class FaceTracker:
             for track in sorted(self._tracks, key=lambda t: t.track_id)
             if include_tentative or track.hits >= cfg.min_hits
         ]
+
+    def _similar_size(self, box_a: FloatArray, box_b: FloatArray) -> bool:
+        ratio = self.config.lone_face_max_size_ratio
+        side_a, side_b = float(max(box_a[2], box_a[3])), float(max(box_b[2], box_b[3]))
+        return side_a > 0 and side_b > 0 and 1.0 / ratio <= side_a / side_b <= ratio
 
     def _associate(
         self, predicted: list[FloatArray], detections: Sequence[Detection]

@@ -186,3 +186,30 @@ def test_config_validation():
         TrackerConfig(max_missed=0)
     with pytest.raises(ValueError):
         TrackerConfig(iou_threshold=0.0)
+
+
+def test_a_lone_face_that_jumps_keeps_its_track_and_confirms():
+    """Issue 16: a face jumping 300 px every frame (photos, cuts) used to start a new tentative
+    track every frame and never be confirmed; now it keeps one track."""
+    tracker = FaceTracker(TrackerConfig(min_hits=3))
+    places = [(100, 100), (400, 300), (120, 350), (500, 80), (260, 220)]
+    outputs = [tracker.update([det(c, size=80.0)], 0.1 * i) for i, c in enumerate(places)]
+    assert [len(o) for o in outputs] == [0, 0, 1, 1, 1]  # confirmed at the third sight
+    assert {o[0].track_id for o in outputs[2:]} == {1}
+    assert np.allclose(outputs[-1][0].box_xyxy, box_at((260, 220), 80.0))  # no velocity from the jumps
+    predicted = tracker.predict(0.5)[0].box_xyxy
+    assert np.allclose(predicted, box_at((260, 220), 80.0))
+
+
+def test_lone_face_reassociation_needs_one_face_and_a_similar_size():
+    two = FaceTracker(TrackerConfig(min_hits=1))
+    first = two.update([det((100, 100)), det((400, 100))], 0.0)
+    moved = two.update([det((100, 400)), det((400, 400))], 0.1)  # two faces jump: no guessing
+    assert {f.track_id for f in first}.isdisjoint({f.track_id for f in moved if f.detected})
+    sized = FaceTracker(TrackerConfig(min_hits=1))
+    (a,) = sized.update([det((100, 100), size=40.0)], 0.0)
+    now = sized.update([det((400, 300), size=200.0)], 0.1)  # 5x larger: another face
+    assert a.track_id not in {f.track_id for f in now if f.detected}
+    off = FaceTracker(TrackerConfig(min_hits=1, reassociate_lone_face=False))
+    (b,) = off.update([det((100, 100))], 0.0)
+    assert b.track_id not in {f.track_id for f in off.update([det((400, 300))], 0.1) if f.detected}

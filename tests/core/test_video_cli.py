@@ -35,3 +35,23 @@ def test_hpe_video_writes_poses_and_annotated_video(tmp_path):
 def test_hpe_video_reports_missing_input(tmp_path, capsys):
     assert main([str(tmp_path / "nothing"), "-o", str(tmp_path / "o"), "--backend", "torch"]) == 1
     assert "hpe-video:" in capsys.readouterr().err
+
+
+def test_hpe_video_on_a_photo_folder_where_the_face_moves(tmp_path):
+    """Issue 16: photos of one person, the face at another place in each: poses from the first
+    photo on, one track throughout (the real astronaut photo, the default face-mesh estimator)."""
+    from skimage import data
+
+    photo = data.astronaut()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (x, y) in enumerate([(0, 0), (128, 0), (0, 40), (120, 30)]):
+        canvas = np.zeros((560, 640, 3), np.uint8)
+        canvas[y:y + 512, x:x + 512] = photo
+        cv2.imwrite(str(folder / f"{i:02d}.jpg"), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    assert main([str(folder), "-o", str(out)]) == 0
+    with open(out / "poses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["frame"]) for r in rows) == [0, 1, 2, 3]
+    assert len({r["track_id"] for r in rows}) == 1
