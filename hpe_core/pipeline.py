@@ -264,6 +264,7 @@ class HeadPosePipeline:
         self._last_rotation: dict[str, FloatArray] = {}
         self._last_seen: dict[str, float] = {}
         self._views: dict[int, _FaceView] = {}
+        self._mesh_landmarks: dict[int, FloatArray] = {}
         self._next_person = 1
         self._last_stamp: Optional[float] = None
 
@@ -299,6 +300,7 @@ class HeadPosePipeline:
             views = {f.track_id: self._crop(image, f, K) for f in faces}
             t2 = time.perf_counter()
             self._views = views
+            self._mesh_landmarks = {}
             self._assign_people(faces, stamp_s)
             heads = []
             estimate_s = 0.0
@@ -407,6 +409,7 @@ class HeadPosePipeline:
             raise BackendError(f"estimator {type(self.estimator).__name__} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
         spent = time.perf_counter() - t0
+        self._remember_mesh_landmarks(view)
         fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
                                         self.config.consensus)
         self._last_rotation[person] = fused.rotation_cam
@@ -536,6 +539,26 @@ class HeadPosePipeline:
         with self._lock:
             self.pool.replace_with(pool)
             self._last_rotation.clear()
+
+    def _remember_mesh_landmarks(self, view: _FaceView) -> None:
+        """Keep the estimator's dense landmarks of this query (the face mesh has them), mapped
+        from crop pixels to image pixels through the crop camera: ``p_img ~ K @ crop_from_cam^-1 @ p_crop``."""
+        crop_px = getattr(self.estimator, "last_query_landmarks_px", None)
+        if crop_px is None:
+            self._mesh_landmarks.pop(view.face.track_id, None)
+            return
+        homogeneous = np.concatenate([crop_px, np.ones((len(crop_px), 1))], axis=1)
+        image = homogeneous @ (view.K @ np.linalg.inv(view.camera.crop_from_cam)).T
+        self._mesh_landmarks[view.face.track_id] = image[:, :2] / image[:, 2:3]
+
+    def mesh_landmarks_of(self, track_id: int) -> Optional[FloatArray]:
+        """``[478, 2]`` face-mesh landmarks (image pixels) of a face in the latest frame, when the
+        estimator produced them for it this frame; ``None`` otherwise."""
+        with self._lock:
+            if track_id not in self._views:
+                return None
+            landmarks = self._mesh_landmarks.get(track_id)
+            return None if landmarks is None else landmarks.copy()
 
     def landmarks5_of(self, track_id: int) -> Optional[FloatArray]:
         """``[5, 2]`` detector landmarks (pixels of the latest frame) of a face in view, or ``None``."""

@@ -451,7 +451,7 @@ class HeadPoseNode(LifecycleNode):
         if self._rep155 is not None and self._pipeline is not None:
             self._rep155.grace_s = self.p("hri.grace_s")
             self._rep155.publish(header, rgb, result.heads, result.intrinsics, self._pipeline.landmarks5_of,
-                                 seconds_from_time_msg(header.stamp))
+                                 seconds_from_time_msg(header.stamp), self._pipeline.mesh_landmarks_of)
         if transforms and frame_problem is None:
             self._pub_tf.publish(tf_message(transforms))
         posed = [h for h in result.heads if h.pose_cam is not None]

@@ -15,8 +15,10 @@ name token may not start with a digit), the same ``<id>`` as in TF ``face_<id>``
 and ``HeadPose.face_id``. A face's publishers are created when it first appears and destroyed
 ``grace_s`` seconds (of image stamps) after it was last in view.
 
-Not published yet: ``/humans/faces/<id>/landmarks`` (``hri_msgs/FacialLandmarks``; the mapping
-of the face mesh's 478 points onto the 70 ROS4HRI landmarks is not written).
+``/humans/faces/<id>/landmarks`` (``hri_msgs/FacialLandmarks``) comes from the face mesh when it
+runs (the ``facemesh`` estimator, on frames where it estimated the face): its 478 points, in image
+pixels, mapped onto the 70 ROS4HRI landmarks by :data:`ROS4HRI_FROM_MESH`, normalised by the image
+size. Landmarks that table does not give have ``c = 0``; the pupils are the iris centres.
 """
 from __future__ import annotations
 
@@ -31,6 +33,20 @@ from hpe_core.aligned_crop import aligned_crop
 #: QoS of the face images: reliable (matches both reliable and best-effort subscribers, as
 #: consumers' defaults are reliable), keep only the newest.
 FACE_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+#: ROS4HRI landmark code -> MediaPipe face-mesh point, as the ros4hri project documents it for
+#: its reference node (hri_face_detect, doc/mediapipe_face_mesh_2_ros4hri.md); the pupils are the
+#: iris centres of the 478-point mesh (468: the person's right, 473: left). MOUTH_INNER_LEFT and
+#: MOUTH_INNER_BOTTOM_1-3 (64-67) are not in that table and are published with c = 0.
+ROS4HRI_FROM_MESH: dict[int, int] = {
+    0: 34, 1: 227, 2: 137, 3: 177, 4: 215, 5: 135, 6: 170, 7: 171, 8: 175,
+    16: 264, 15: 447, 14: 366, 13: 401, 12: 435, 11: 364, 10: 395, 9: 396,
+    17: 70, 18: 63, 19: 105, 20: 66, 21: 107, 26: 300, 25: 293, 24: 334, 23: 296, 22: 336,
+    36: 130, 37: 29, 38: 28, 39: 243, 41: 24, 40: 22, 45: 359, 44: 259, 43: 258, 42: 463, 46: 254, 47: 252,
+    68: 468, 69: 473,
+    27: 6, 28: 197, 29: 4, 30: 1, 31: 242, 32: 141, 33: 94, 34: 370, 35: 462,
+    48: 61, 49: 40, 50: 37, 51: 0, 52: 267, 53: 270, 54: 291, 59: 321, 58: 314, 57: 17, 56: 84, 55: 91,
+    60: 62, 61: 41, 62: 12, 63: 271,
+}
 #: Side of the published aligned crop, pixels.
 ALIGNED_SIZE_PX = 128
 TRACKED_TOPIC = "/humans/faces/tracked"
@@ -48,11 +64,30 @@ def normalized_roi(box_xyxy, width: int, height: int) -> tuple[float, float, flo
     return clip(x0 / width), clip(y0 / height), clip(x1 / width), clip(y1 / height)
 
 
+def facial_landmarks_msg(header, mesh_px: np.ndarray, width: int, height: int):
+    """``hri_msgs/FacialLandmarks`` from ``[478, 2]`` face-mesh points in image pixels
+    (:data:`ROS4HRI_FROM_MESH`; points outside the image are clipped and get ``c = 0.5``)."""
+    from hri_msgs.msg import FacialLandmarks
+
+    msg = FacialLandmarks(header=header, height=int(height), width=int(width))
+    for code, point in enumerate(msg.landmarks):
+        index = ROS4HRI_FROM_MESH.get(code)
+        if index is None or index >= len(mesh_px):
+            point.x = point.y = point.c = 0.0
+            continue
+        u, v = float(mesh_px[index, 0]) / width, float(mesh_px[index, 1]) / height
+        inside = 0.0 <= u <= 1.0 and 0.0 <= v <= 1.0
+        point.x, point.y = min(max(u, 0.0), 1.0), min(max(v, 0.0), 1.0)
+        point.c = 1.0 if inside else 0.5
+    return msg
+
+
 @dataclass
 class _FacePublishers:
     roi: Any
     cropped: Any
     aligned: Any
+    landmarks: Any
     last_seen_s: float
     topics: list[str] = field(default_factory=list)
 
@@ -73,7 +108,8 @@ class Rep155Publisher:
         """Ids that currently have per-face publishers."""
         return sorted(self._faces)
 
-    def publish(self, header, rgb: np.ndarray, heads, K: Optional[np.ndarray], landmarks_of, stamp_s: float) -> None:
+    def publish(self, header, rgb: np.ndarray, heads, K: Optional[np.ndarray], landmarks_of, stamp_s: float,
+                mesh_landmarks_of=lambda track_id: None) -> None:
         """Publish one frame's faces.
 
         Args:
@@ -82,6 +118,7 @@ class Rep155Publisher:
             heads: the frame's :class:`~hpe_core.pipeline.HeadEstimate` s.
             K: ``[3, 3]`` intrinsics used for the frame.
             landmarks_of: ``track_id -> [5, 2] landmarks or None`` (for the aligned crop).
+            mesh_landmarks_of: ``track_id -> [478, 2] face-mesh points (image pixels) or None``.
             stamp_s: the image stamp, seconds (for the grace period).
         """
         from hri_msgs.msg import IdsList, NormalizedRegionOfInterest2D
@@ -111,12 +148,15 @@ class Rep155Publisher:
                     crop = None
                 if crop is not None:
                     pubs.aligned.publish(rgb_to_image_msg(crop, stamp=header.stamp, frame_id=header.frame_id))
+            mesh = mesh_landmarks_of(head.track_id)
+            if mesh is not None:
+                pubs.landmarks.publish(facial_landmarks_msg(header, mesh, width, height))
         self._tracked.publish(IdsList(header=header, ids=ids))
         for face_id in [f for f, p in self._faces.items() if f not in ids and stamp_s - p.last_seen_s > self.grace_s]:
             self._destroy(face_id)
 
     def _create(self, face_id: str, stamp_s: float) -> _FacePublishers:
-        from hri_msgs.msg import NormalizedRegionOfInterest2D
+        from hri_msgs.msg import FacialLandmarks, NormalizedRegionOfInterest2D
         from sensor_msgs.msg import Image
 
         base = f"/humans/faces/{face_id}"
@@ -125,13 +165,14 @@ class Rep155Publisher:
             roi=node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", 10),
             cropped=node.create_publisher(Image, f"{base}/cropped", FACE_IMAGE_QOS),
             aligned=node.create_publisher(Image, f"{base}/aligned", FACE_IMAGE_QOS),
+            landmarks=node.create_publisher(FacialLandmarks, f"{base}/landmarks", 10),
             last_seen_s=stamp_s)
         self._faces[face_id] = pubs
         return pubs
 
     def _destroy(self, face_id: str) -> None:
         pubs = self._faces.pop(face_id)
-        for pub in (pubs.roi, pubs.cropped, pubs.aligned):
+        for pub in (pubs.roi, pubs.cropped, pubs.aligned, pubs.landmarks):
             self._node.destroy_publisher(pub)
 
     def close(self) -> None:

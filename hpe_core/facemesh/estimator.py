@@ -155,6 +155,9 @@ class FaceMeshEstimator(PoseEstimator):
         self.canonical = canonical if canonical is not None else load_canonical_face()
         self._weights = expression_weights(self.canonical.jaw)
         self._feature_key = f"facemesh:{self.canonical.digest}"
+        #: ``[478, 2]`` mesh landmarks of the last :meth:`estimate` query, pixels of its crop (``None``
+        #: when the mesh saw no face): REP 155 ``landmarks`` are made from them.
+        self.last_query_landmarks_px: Optional[FloatArray] = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -226,7 +229,10 @@ class FaceMeshEstimator(PoseEstimator):
     def estimate(self, anchor_features: AnchorFeatures, query_crop: NDArray[np.uint8],
                  camera: Optional[CropCamera] = None) -> RelativePose:
         self.check_features(anchor_features)
+        self.last_query_landmarks_px = None
         query = self.observe(query_crop, camera)
+        if query.face_score >= 0.5:
+            self.last_query_landmarks_px = np.asarray(query.landmarks_px[:, :2], dtype=np.float64).copy()
         return self.relative_to(np.asarray(anchor_features.values, dtype=np.float64), query)
 
     def relative_to(self, anchor_values: FloatArray, query: MeshObservation) -> RelativePose:

@@ -87,3 +87,40 @@ def test_a_ros4hri_consumer_reads_our_faces(tiny_model, frames, tmp_path):
 
 def TF_has(client: Client, child: str) -> bool:
     return bool(wait_for(lambda: any(t.child_frame_id == child for m in client.tf for t in m.transforms), 10.0))
+
+
+def test_landmarks_from_the_face_mesh_on_a_real_face(frames, tmp_path):
+    """With the face mesh (the default estimator), /humans/faces/<id>/landmarks carries the 70
+    ROS4HRI landmarks of the real astronaut face: inside the face's ROI, the person's right eye on
+    the image's left, pupils between the eye corners, unmapped codes with c = 0."""
+    FacialLandmarks = hri_msgs.FacialLandmarks
+    node = NodeProcess({"detection.every_n_frames": 1}, tmp_path / "node.log",
+                       remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
+    client = Client()
+    tracked, rois, landmarks = [], [], []
+    try:
+        client.node.create_subscription(hri_msgs.IdsList, "/humans/faces/tracked", tracked.append, 10)
+        assert client.wait_connected(90.0), node.log()
+        feeder = Feeder(client, frames, K, FRAME)
+        assert feeder.until(lambda: any(m.ids for m in tracked), 90.0), node.log()
+        base = f"/humans/faces/{next(m.ids for m in tracked if m.ids)[0]}"
+        client.node.create_subscription(hri_msgs.NormalizedRegionOfInterest2D, f"{base}/roi", rois.append, 10)
+        client.node.create_subscription(FacialLandmarks, f"{base}/landmarks", landmarks.append, 10)
+        assert feeder.until(lambda: len(landmarks) >= 2, 60.0), node.log()[-2000:]
+        roi_by_stamp = {stamp_key(r): r for r in rois}
+        msg = next(m for m in reversed(landmarks) if stamp_key(m) in roi_by_stamp)
+        roi = roi_by_stamp[stamp_key(msg)]
+        assert (msg.width, msg.height) == (640, 480) and len(msg.landmarks) == 70
+        point = {code: msg.landmarks[code] for code in range(70)}
+        for code in (FacialLandmarks.NOSE, FacialLandmarks.RIGHT_EYE_OUTSIDE, FacialLandmarks.LEFT_EYE_OUTSIDE,
+                     FacialLandmarks.MENTON, FacialLandmarks.MOUTH_OUTER_TOP_3):
+            p = point[code]
+            assert p.c > 0 and roi.xmin - 0.02 <= p.x <= roi.xmax + 0.02 and roi.ymin - 0.05 <= p.y <= roi.ymax + 0.05, (code, p, roi)
+        right, left = point[FacialLandmarks.RIGHT_EYE_OUTSIDE], point[FacialLandmarks.LEFT_EYE_OUTSIDE]
+        assert right.x < left.x  # the person's right eye is on the image's left
+        assert right.x < point[FacialLandmarks.RIGHT_PUPIL].x < point[FacialLandmarks.LEFT_PUPIL].x < left.x
+        assert point[FacialLandmarks.MENTON].y > point[FacialLandmarks.NOSE].y > point[FacialLandmarks.SELLION].y
+        assert all(point[c].c == 0.0 for c in (64, 65, 66, 67))
+    finally:
+        client.close()
+        node.stop()
