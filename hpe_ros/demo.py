@@ -163,6 +163,7 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     recorder = Recorder(node, topics)
+    rep155 = Rep155Watch(node)
     node_args = ["--autostart", "--ros-args", "--params-file", str(REPO_ROOT / "config" / "head_pose.yaml"),
                  "-p", f"backend:={backend}",
                  "-r", "image:=/camera/image_raw", "-r", "camera_info:=/camera/camera_info"]
@@ -189,6 +190,7 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
             seen = 0
             while player.poll() is None:
                 executor.spin_once(timeout_sec=0.05)
+                rep155.follow()
                 n = recorder.count("/camera/image_raw")
                 if n > seen:
                     bar.update(n - seen)
@@ -202,6 +204,7 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
         _stop(head_pose)
     bag = recorder.write_mcap(out / "demo_bag")
     summary = evaluate(recorder.snapshot(), types)
+    summary["rep155"] = rep155.summary()
     node.destroy_node()
     rclpy.shutdown()
     if summary["rows"]:
@@ -212,6 +215,50 @@ def run(out: Path, frames: int, rate_hz: float, max_yaw: float, backend: str, mo
     summary["real_face"] = real_face_check()
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+class Rep155Watch:
+    """What a ros4hri consumer sees of the node during the demo: ``/humans/faces/tracked``, then
+    the per-face topics of every id it names (message counts and the last ROI)."""
+
+    KINDS = ("roi", "cropped", "aligned", "landmarks")
+
+    def __init__(self, node) -> None:
+        from hri_msgs.msg import IdsList
+
+        self._node = node
+        self.tracked = 0
+        self.ids: list[str] = []
+        self.counts: dict[str, dict[str, int]] = {}
+        self.last_roi: dict[str, tuple[float, ...]] = {}
+        node.create_subscription(IdsList, "/humans/faces/tracked", self._on_tracked, 10)
+
+    def _on_tracked(self, msg) -> None:
+        self.tracked += 1
+        for face_id in msg.ids:
+            if face_id not in self.ids:
+                self.ids.append(face_id)
+
+    def follow(self) -> None:
+        """Subscribe to the topics of ids seen since the last call."""
+        from hri_msgs.msg import FacialLandmarks, NormalizedRegionOfInterest2D
+        from sensor_msgs.msg import Image
+
+        for face_id in self.ids:
+            if face_id in self.counts:
+                continue
+            counts = self.counts[face_id] = {kind: 0 for kind in self.KINDS}
+            types = {"roi": NormalizedRegionOfInterest2D, "cropped": Image, "aligned": Image, "landmarks": FacialLandmarks}
+            for kind in self.KINDS:
+                def count(msg, kind=kind, face_id=face_id, counts=counts) -> None:
+                    counts[kind] += 1
+                    if kind == "roi":
+                        self.last_roi[face_id] = (msg.xmin, msg.ymin, msg.xmax, msg.ymax, msg.c)
+                self._node.create_subscription(types[kind], f"/humans/faces/{face_id}/{kind}", count, 10)
+
+    def summary(self) -> dict[str, Any]:
+        return {"tracked_messages": self.tracked, "face_ids": list(self.ids), "per_face": self.counts,
+                "last_roi": {k: [round(float(v), 3) for v in roi] for k, roi in self.last_roi.items()}}
 
 
 def real_face_check(estimator: str = "facemesh") -> dict[str, float]:
@@ -252,6 +299,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     rf = s["real_face"]
     print(f"  real face (astronaut rolled 0..+-60 deg, {rf['estimator']}): mean error {rf['mean_error_deg']:.2f}, "
           f"max {rf['max_error_deg']:.2f} deg, {rf['frames'] - rf['missed']} of {rf['frames']} frames")
+    rep155 = s["rep155"]
+    print(f"  REP 155               /humans/faces/tracked: {rep155['tracked_messages']} messages, ids {rep155['face_ids']}")
+    for face_id, counts in rep155["per_face"].items():
+        print(f"                        /humans/faces/{face_id}/: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+              + f"; last roi {rep155['last_roi'].get(face_id)}")
     print(f"  bag                   {s['bag']}")
     print(f"  plot                  {s['plot']}")
     return 0
