@@ -18,7 +18,7 @@ and ``HeadPose.face_id``. A face's publishers are created when it first appears 
 ``/humans/faces/<id>/landmarks`` (``hri_msgs/FacialLandmarks``) comes from the face mesh when it
 runs (the ``facemesh`` estimator, on frames where it estimated the face): its 478 points, in image
 pixels, mapped onto the 70 ROS4HRI landmarks by :data:`ROS4HRI_FROM_MESH`, normalised by the image
-size. Landmarks that table does not give have ``c = 0``; the pupils are the iris centres.
+size; the pupils are the iris centres.
 """
 from __future__ import annotations
 
@@ -30,13 +30,14 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from hpe_core.aligned_crop import aligned_crop
 
-#: QoS of the face images: reliable (matches both reliable and best-effort subscribers, as
-#: consumers' defaults are reliable), keep only the newest.
+#: QoS of every REP 155 topic, as the reference node (hri_face_detect) publishes them: depth 1,
+#: reliable, volatile (matches both reliable and best-effort subscribers).
 FACE_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-#: ROS4HRI landmark code -> MediaPipe face-mesh point, as the ros4hri project documents it for
-#: its reference node (hri_face_detect, doc/mediapipe_face_mesh_2_ros4hri.md); the pupils are the
-#: iris centres of the 478-point mesh (468: the person's right, 473: left). MOUTH_INNER_LEFT and
-#: MOUTH_INNER_BOTTOM_1-3 (64-67) are not in that table and are published with c = 0.
+REP155_QOS = FACE_IMAGE_QOS
+#: ROS4HRI landmark code -> MediaPipe face-mesh point, the correspondence the ros4hri reference
+#: node uses (hri_face_detect: doc/mediapipe_face_mesh_2_ros4hri.md, and its node's table, which
+#: adds the inner mouth's left and bottom points 64-67 and the pupils as the iris centres of the
+#: 478-point mesh, 468 the person's right and 473 the left).
 ROS4HRI_FROM_MESH: dict[int, int] = {
     0: 34, 1: 227, 2: 137, 3: 177, 4: 215, 5: 135, 6: 170, 7: 171, 8: 175,
     16: 264, 15: 447, 14: 366, 13: 401, 12: 435, 11: 364, 10: 395, 9: 396,
@@ -45,7 +46,7 @@ ROS4HRI_FROM_MESH: dict[int, int] = {
     68: 468, 69: 473,
     27: 6, 28: 197, 29: 4, 30: 1, 31: 242, 32: 141, 33: 94, 34: 370, 35: 462,
     48: 61, 49: 40, 50: 37, 51: 0, 52: 267, 53: 270, 54: 291, 59: 321, 58: 314, 57: 17, 56: 84, 55: 91,
-    60: 62, 61: 41, 62: 12, 63: 271,
+    60: 62, 61: 41, 62: 12, 63: 271, 64: 292, 67: 403, 66: 15, 65: 179,
 }
 #: Side of the published aligned crop, pixels.
 ALIGNED_SIZE_PX = 128
@@ -101,7 +102,7 @@ class Rep155Publisher:
         self._node = node
         self.grace_s = grace_s
         self._faces: dict[str, _FacePublishers] = {}
-        self._tracked = node.create_publisher(IdsList, TRACKED_TOPIC, 10)
+        self._tracked = node.create_publisher(IdsList, TRACKED_TOPIC, REP155_QOS)
 
     @property
     def face_ids(self) -> list[str]:
@@ -162,10 +163,10 @@ class Rep155Publisher:
         base = f"/humans/faces/{face_id}"
         node = self._node
         pubs = _FacePublishers(
-            roi=node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", 10),
+            roi=node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", REP155_QOS),
             cropped=node.create_publisher(Image, f"{base}/cropped", FACE_IMAGE_QOS),
             aligned=node.create_publisher(Image, f"{base}/aligned", FACE_IMAGE_QOS),
-            landmarks=node.create_publisher(FacialLandmarks, f"{base}/landmarks", 10),
+            landmarks=node.create_publisher(FacialLandmarks, f"{base}/landmarks", REP155_QOS),
             last_seen_s=stamp_s)
         self._faces[face_id] = pubs
         return pubs
