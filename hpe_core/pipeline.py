@@ -375,7 +375,8 @@ class HeadPosePipeline:
         excess = len(known) - self.config.max_people
         if excess <= 0:
             return
-        candidates = [p for p in known if p not in in_view and p not in set(self._person_of_track.values())
+        tracked = set(self._person_of_track.values())
+        candidates = [p for p in known if p not in in_view and p not in tracked
                       and not any(a.source is AnchorSource.CALIBRATED for a in self.pool.anchors(p))]
         candidates.sort(key=lambda p: self._last_seen.get(p, -math.inf))
         for person in candidates[:excess]:

@@ -103,12 +103,17 @@ def build_estimator(settings: PipelineSettings) -> PoseEstimator:
                             precision=settings.precision, **options)
 
 
+def mtcnn_last_threshold(threshold: float) -> float:
+    """The ``detection.threshold`` parameter as MTCNN's last-stage threshold (open interval (0, 1))."""
+    return min(max(threshold, 1e-3), 0.999)
+
+
 def build_detector(settings: PipelineSettings):
     """MTCNN on the settings' device with their minimum face size and threshold."""
     from hpe_core.detection.mtcnn import MtcnnConfig, MtcnnFaceDetector
 
     device = settings.device if settings.device.startswith("cuda") else "cpu"
-    last = min(max(settings.detector_threshold, 1e-3), 0.999)
+    last = mtcnn_last_threshold(settings.detector_threshold)
     config = MtcnnConfig(device=device, min_face_size=settings.detector_min_face_px,
                          thresholds=(0.6, 0.7, last))
     return MtcnnFaceDetector(config)

@@ -25,11 +25,11 @@ class CompressedHeaderError(ValueError):
     """The data is not a PNG or JPEG whose size can be read from its header."""
 
 
-def declared_size(data: bytes) -> tuple[str, int, int]:
+def declared_size(data: "bytes | memoryview") -> tuple[str, int, int]:
     """``(format, width, height)`` that a PNG or JPEG header declares.
 
     Args:
-        data: the compressed bytes (``CompressedImage.data``).
+        data: the compressed bytes (``CompressedImage.data``, or a memoryview of them: nothing is copied).
 
     Returns:
         ``("png" | "jpeg", width, height)`` in pixels.

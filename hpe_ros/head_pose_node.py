@@ -62,7 +62,7 @@ from hpe_core.frame_order import FrameOrderGate
 from hpe_core.latest_queue import LatestQueue
 from hpe_core.log_throttle import CauseThrottle
 from hpe_core.pipeline import BackendError, FrameResult, HeadPosePipeline, PipelineConfig, PipelineError
-from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_pipeline
+from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_pipeline, mtcnn_last_threshold
 from hpe_ros.anchor_files import AnchorPathError, resolve_anchor_path
 from hpe_ros.camera_info_conversion import CameraInfoError, intrinsics_from_camera_info
 from hpe_ros.diagnostics_conversion import diagnostic_array_from_stats
@@ -71,7 +71,8 @@ from hpe_ros.msg import HeadPose, HeadPoseArray
 from hpe_ros.node_stats import NodeStats
 from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, frame_id_problem, validate_together
 from hpe_ros.rep155 import Rep155Publisher, face_id_of
-from hpe_ros.pose_conversion import head_tf_transforms, pose_msg_from_matrix, seconds_from_time_msg, tf_message
+from hpe_ros.pose_conversion import (head_tf_transforms, pose_matrix_from_request, pose_msg_from_matrix,
+                                     seconds_from_time_msg, tf_message)
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors
 
 #: QoS that tf2_ros uses for /tf: depth 100, reliable, volatile.
@@ -81,39 +82,6 @@ RELIABLE_IMAGE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
 
 # Parameters that shape the pipeline; a change rebuilds its config before the next frame.
 _PIPELINE_PARAMETERS = {name for name in SPECS if name.split(".")[0] in ("detection", "crop", "anchors", "facing", "camera")}
-#: A quaternion given to capture_anchor may be this far from unit norm (it is normalised).
-QUATERNION_NORM_TOLERANCE = 0.01
-
-
-def rotation_from_quaternion_msg(q) -> np.ndarray:
-    """``geometry_msgs/Quaternion`` -> ``[3, 3]`` rotation; the quaternion must be finite and of
-    unit norm within :data:`QUATERNION_NORM_TOLERANCE`.
-
-    Raises:
-        ValueError: non-finite or not (nearly) unit.
-    """
-    from hpe_core.geometry.rotations import matrix_from_quat_xyzw
-
-    xyzw = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
-    scale = float(np.max(np.abs(xyzw)))  # the norm without overflow or underflow
-    norm = scale * float(np.linalg.norm(xyzw / scale)) if 0.0 < scale < np.inf else float("nan")
-    if not np.isfinite(norm) or abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
-        raise ValueError(f"orientation must be a unit quaternion (x, y, z, w), got {xyzw.tolist()} (norm {norm:.6g})")
-    return matrix_from_quat_xyzw(xyzw / norm)
-
-
-def pose_matrix_from_msg(msg) -> np.ndarray:
-    """``geometry_msgs/Pose`` from a request -> ``[4, 4]``; raises ``ValueError`` when not usable
-    (see :func:`rotation_from_quaternion_msg`; the position must be finite)."""
-    position = np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)
-    if not np.all(np.isfinite(position)):
-        raise ValueError(f"position must be finite, got {position.tolist()}")
-    T = np.eye(4)
-    T[:3, :3] = rotation_from_quaternion_msg(msg.orientation)
-    T[:3, 3] = position
-    return T
-
-
 class HeadPoseNode(LifecycleNode):
     """See the module docstring."""
 
@@ -406,7 +374,7 @@ class HeadPoseNode(LifecycleNode):
         wanted = (settings.detector_min_face_px, settings.detector_threshold)
         detector = self._pipeline.scheduler.detector
         if wanted != self._detector_settings and hasattr(detector, "reconfigure"):
-            detector.reconfigure(wanted[0], min(max(wanted[1], 1e-3), 0.999))
+            detector.reconfigure(wanted[0], mtcnn_last_threshold(wanted[1]))
             self._detector_settings = wanted
 
     # ------------------------------------------------------------------ output
@@ -452,7 +420,7 @@ class HeadPoseNode(LifecycleNode):
             self._rep155.grace_s = self.p("hri.grace_s")
             self._rep155.publish(header, rgb, result.heads, result.intrinsics, self._pipeline.landmarks5_of,
                                  seconds_from_time_msg(header.stamp), self._pipeline.mesh_landmarks_of)
-        if transforms and frame_problem is None:
+        if transforms:  # none when the parent frame is invalid
             self._pub_tf.publish(tf_message(transforms))
         posed = [h for h in result.heads if h.pose_cam is not None]
         if self.p("debug.publish_markers") and posed and frame_problem is None:
@@ -524,7 +492,7 @@ class HeadPoseNode(LifecycleNode):
             response.success, response.message = False, "node is not configured"
             return response
         try:
-            pose = pose_matrix_from_msg(request.pose) if request.use_given_pose else None
+            pose = pose_matrix_from_request(request.pose) if request.use_given_pose else None
             track = request.track_id if request.track_id >= 0 else None
             captured_track, anchor = pipeline.capture_anchor_of_track(track, pose)
         except (PipelineError, ValueError) as exc:
@@ -596,30 +564,19 @@ class HeadPoseNode(LifecycleNode):
 
 
 def load_pool_for(pipeline: HeadPosePipeline, path) -> Any:
-    """:func:`hpe_core.anchors.persistence.load` checked against a running pipeline: every crop
-    at the estimator's crop size, at most ``max_anchors_per_track`` anchors per person and
-    ``max_people`` people.
+    """:func:`hpe_core.anchors.persistence.load` checked against a running pipeline: the reader
+    checks every crop against the estimator's crop size and the anchors per person against the
+    policy; the people are checked against ``max_people`` here.
 
     Raises:
         AnchorPoolFileError: unreadable, invalid, or not fitting (nothing is replaced).
     """
     size = int(pipeline.estimator.input_size[0])
-    policy = pipeline.pool.policy
-    pool = pool_files.load(path, policy, expected_crop_shape=(size, size, 3))
+    pool = pool_files.load(path, pipeline.pool.policy, expected_crop_shape=(size, size, 3))
     people = pool.tracks()
     if len(people) > pipeline.config.max_people:
         raise pool_files.AnchorPoolFileError(f"{path}: {len(people)} people, more than anchors.max_people = "
                                              f"{pipeline.config.max_people}")
-    for person in people:
-        anchors = pool.anchors(person)
-        if len(anchors) > policy.max_anchors_per_track:
-            raise pool_files.AnchorPoolFileError(f"{path}: {len(anchors)} anchors for {person!r}, more than "
-                                                 f"anchors.max_per_track = {policy.max_anchors_per_track}")
-        for anchor in anchors:
-            if anchor.crop.shape != (size, size, 3):
-                raise pool_files.AnchorPoolFileError(
-                    f"{path}: anchor {anchor.anchor_id!r} has a {anchor.crop.shape} crop; the running "
-                    f"estimator takes ({size}, {size}, 3) crops (a pool saved with another model?)")
     return pool
 
 

@@ -289,7 +289,7 @@ def compressed_msg_to_rgb(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX
     if buffer.size == 0:
         raise ImageConversionError(f"CompressedImage (format {msg.format!r}) has no data")
     try:  # the size the header declares, before any decoding (decompression bombs)
-        kind, width, height = declared_size(buffer[:MAX_JPEG_SCAN_BYTES].tobytes())
+        kind, width, height = declared_size(memoryview(buffer)[:MAX_JPEG_SCAN_BYTES])
     except CompressedHeaderError as exc:
         raise ImageConversionError(f"CompressedImage (format {msg.format!r}, {buffer.size} bytes): {exc}") from exc
     _check_size(width, height, max_pixels, f"CompressedImage ({kind} header)")

@@ -197,13 +197,18 @@ class Client:
         return self.call(GetState, f"/{NODE}/get_state", GetState.Request()).current_state.label
 
     def set_parameter(self, name: str, value: Any):
-        if isinstance(value, bool):
-            pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-        elif isinstance(value, int):
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-        elif isinstance(value, float):
-            pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        else:
-            pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        req = SetParameters.Request(parameters=[Parameter(name=name, value=pv)])
+        req = SetParameters.Request(parameters=[parameter_msg(name, value)])
         return self.call(SetParameters, f"/{NODE}/set_parameters", req).results[0]
+
+
+def parameter_msg(name: str, value: Any) -> Parameter:
+    """``rcl_interfaces/Parameter`` of a Python value (bool, int, float or str)."""
+    if isinstance(value, bool):
+        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
+    elif isinstance(value, int):
+        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    elif isinstance(value, float):
+        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    else:
+        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    return Parameter(name=name, value=pv)

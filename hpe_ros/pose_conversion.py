@@ -103,6 +103,31 @@ def matrix_from_pose_msg(msg: Pose) -> FloatArray:
     return make_transform(_rotation_from_msg(msg.orientation), [p.x, p.y, p.z])
 
 
+#: A quaternion given in a request may be this far from unit norm (it is then normalised).
+QUATERNION_NORM_TOLERANCE = 0.01
+
+
+def pose_matrix_from_request(msg: Pose) -> FloatArray:
+    """``geometry_msgs/Pose`` from a request (capture_anchor) -> ``[4, 4]``, strictly checked:
+    a finite position and a finite quaternion of unit norm within
+    :data:`QUATERNION_NORM_TOLERANCE` (normalised); unlike :func:`matrix_from_pose_msg`, a
+    quaternion far from unit norm (zero, tiny, huge, halved) is refused rather than normalised.
+
+    Raises:
+        ValueError: a position or orientation that is not usable, with the values.
+    """
+    position = np.array([msg.position.x, msg.position.y, msg.position.z], dtype=np.float64)
+    if not np.all(np.isfinite(position)):
+        raise ValueError(f"position must be finite, got {position.tolist()}")
+    q = msg.orientation
+    xyzw = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
+    scale = float(np.max(np.abs(xyzw)))  # the norm without overflow or underflow
+    norm = scale * float(np.linalg.norm(xyzw / scale)) if 0.0 < scale < np.inf else float("nan")
+    if not np.isfinite(norm) or abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise ValueError(f"orientation must be a unit quaternion (x, y, z, w), got {xyzw.tolist()} (norm {norm:.6g})")
+    return make_transform(matrix_from_quat_xyzw(xyzw / norm), position)
+
+
 def transform_msg_from_matrix(T: ArrayLike) -> Transform:
     """``[4, 4]`` rigid transform ``T_parent_from_child`` -> ``geometry_msgs/Transform``.
 

@@ -139,10 +139,10 @@ class Rep155Publisher:
             pubs.roi.publish(roi)
             x0, y0 = int(max(np.floor(head.box_xyxy[0]), 0)), int(max(np.floor(head.box_xyxy[1]), 0))
             x1, y1 = int(min(np.ceil(head.box_xyxy[2]), width)), int(min(np.ceil(head.box_xyxy[3]), height))
-            if x1 > x0 and y1 > y0:
+            if x1 > x0 and y1 > y0 and pubs.cropped.get_subscription_count() > 0:
                 pubs.cropped.publish(rgb_to_image_msg(np.ascontiguousarray(rgb[y0:y1, x0:x1]), stamp=header.stamp,
                                                       frame_id=header.frame_id))
-            if K is not None:
+            if K is not None and pubs.aligned.get_subscription_count() > 0:  # a warp per face: only when read
                 try:
                     crop, _ = aligned_crop(rgb, K, head.box_xyxy, ALIGNED_SIZE_PX, landmarks_of(head.track_id))
                 except ValueError:  # a degenerate box: no aligned crop this frame

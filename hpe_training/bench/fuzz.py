@@ -298,6 +298,8 @@ class NodeFuzzer:
 
         from rcl_interfaces.srv import SetParametersAtomically
 
+        from hpe_ros.node_driver import parameter_msg
+
         request = SetParametersAtomically.Request(parameters=[parameter_msg(n, v) for n, v in self.defaults.items()])
         result = self.client.call(SetParametersAtomically, f"/{NODE}/set_parameters_atomically", request).result
         if not result.successful:
@@ -363,21 +365,6 @@ class NodeFuzzer:
                 progress(f"batch {b + 1}/{batches}: ok, rss {self.summary.rss_mb[-1]:.0f} MB, good frame answered in "
                          f"{self.summary.good_frame_s[-1]:.1f} s, {sum(self.summary.sent.values())} sent")
         return self.summary
-
-
-def parameter_msg(name: str, value: Any):
-    """``rcl_interfaces/Parameter`` of a Python value (bool, int, float or str)."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-
-    if isinstance(value, bool):
-        pv = ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value)
-    elif isinstance(value, int):
-        pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    elif isinstance(value, float):
-        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    else:
-        pv = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    return Parameter(name=name, value=pv)
 
 
 def rss_slope_mb_per_batch(rss_mb: Sequence[float], skip: int = 1) -> float:

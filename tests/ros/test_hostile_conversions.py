@@ -17,8 +17,8 @@ from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
 
 from hpe_ros.camera_info_conversion import CameraInfoError, intrinsics_from_camera_info  # noqa: E402
 from hpe_ros.compressed_header import declared_size  # noqa: E402
-from hpe_ros.head_pose_node import pose_matrix_from_msg  # noqa: E402
 from hpe_ros.image_conversion import ImageConversionError, compressed_msg_to_rgb  # noqa: E402
+from hpe_ros.pose_conversion import pose_matrix_from_request  # noqa: E402
 from hpe_ros.parameters import PARAMETERS, frame_id_problem, validate, validate_together  # noqa: E402
 
 DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
@@ -122,15 +122,15 @@ def test_capture_orientation_must_be_a_unit_quaternion(q):
     pose = Pose()
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
     with pytest.raises(ValueError, match="unit quaternion"):
-        pose_matrix_from_msg(pose)
+        pose_matrix_from_request(pose)
 
 
 def test_capture_pose_conversion():
     pose = Pose()
     pose.position.z = 1.5
     pose.orientation.w = 1.0
-    T = pose_matrix_from_msg(pose)
+    T = pose_matrix_from_request(pose)
     assert np.allclose(T[:3, :3], np.eye(3)) and T[2, 3] == 1.5
     pose.position.x = float("inf")
     with pytest.raises(ValueError, match="finite"):
-        pose_matrix_from_msg(pose)
+        pose_matrix_from_request(pose)
