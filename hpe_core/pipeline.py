@@ -44,7 +44,7 @@ from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionSched
 from hpe_core.detection.types import FaceDetector
 from hpe_core.aligned_crop import aligned_crop
 from hpe_core.crop_camera import CropCamera
-from hpe_core.estimator.interface import PoseEstimator
+from hpe_core.estimator.interface import EstimateRequest, PoseEstimator, RelativePose
 from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.transforms import make_transform
 from hpe_core.tracking.tracker import FaceTracker, TrackedFace, TrackerConfig
@@ -98,6 +98,9 @@ class PipelineConfig:
         max_people: people whose anchors are kept; when a new person would exceed it, the
             least recently seen person without a calibrated anchor (and not in view) is
             forgotten, so a stream of false or passing faces cannot grow memory without bound.
+        batch_faces: all faces of a frame go to the estimator in one
+            :meth:`~hpe_core.estimator.interface.PoseEstimator.estimate_batch` call (else one
+            ``estimate`` call per face; the results are the same).
         detection: when the detector runs.
         tracker: tracker settings.
         policy: anchor policy (selection K, keyframes, capacity).
@@ -111,6 +114,7 @@ class PipelineConfig:
     facing_cone_deg: float = 20.0
     adopt_lost_person: bool = True
     max_people: int = 32
+    batch_faces: bool = True
     detection: DetectionScheduleConfig = field(default_factory=DetectionScheduleConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     policy: AnchorPolicy = field(default_factory=AnchorPolicy)
@@ -302,12 +306,7 @@ class HeadPosePipeline:
             self._views = views
             self._mesh_landmarks = {}
             self._assign_people(faces, stamp_s)
-            heads = []
-            estimate_s = 0.0
-            for face in faces:
-                head, spent = self._estimate_head(views[face.track_id], stamp_s)
-                estimate_s += spent
-                heads.append(head)
+            heads, estimate_s = self._estimate_heads([views[f.track_id] for f in faces], stamp_s)
             t3 = time.perf_counter()
             timings = {
                 "detect": (t1 - t0) * 1e3,
@@ -384,42 +383,64 @@ class HeadPosePipeline:
             self._last_seen.pop(person, None)
             self._last_rotation.pop(person, None)
 
-    def _estimate_head(self, view: _FaceView, stamp_s: float) -> tuple[HeadEstimate, float]:
-        face = view.face
-        person = self._person_of_track[face.track_id]
-        anchors = self.pool.anchors(person)
-        if not anchors and self.config.bootstrap != "none":
-            pose, estimated = self._initial_pose(view)
-            anchor = self.pool.add_bootstrapped(
-                person, view.crop, pose, view.virtual_from_cam,
-                uncertainty_deg=ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG if estimated else BOOTSTRAP_UNCERTAINTY_DEG,
-                created_at=stamp_s, crop_from_cam=view.camera.crop_from_cam)
-            self._last_rotation[person] = pose[:3, :3]
-            return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped"), 0.0
-        if not anchors:
-            return self._head(view, person, None, 0.0, (), float("nan"), None, "no_anchor"), 0.0
+    def _estimate_heads(self, views: Sequence[_FaceView], stamp_s: float) -> tuple[list[HeadEstimate], float]:
+        """Every face's head (in the order of ``views``) and the seconds spent in the estimator.
 
-        prior = self._last_rotation.get(person, anchors[0].rotation_cam)
-        selection = self.pool.select(person, prior, view.virtual_from_cam)
-        chosen = list(selection.anchors)
+        A face without anchors is bootstrapped (or left without a pose); the others go to the
+        estimator together (``config.batch_faces``: one ``estimate_batch`` call) or one by one.
+        """
+        heads: list[Optional[HeadEstimate]] = [None] * len(views)
+        pending: list[tuple[int, str, list[Anchor]]] = []
+        for i, view in enumerate(views):
+            person = self._person_of_track[view.face.track_id]
+            anchors = self.pool.anchors(person)
+            if anchors:
+                prior = self._last_rotation.get(person, anchors[0].rotation_cam)
+                pending.append((i, person, list(self.pool.select(person, prior, view.virtual_from_cam).anchors)))
+            else:
+                heads[i] = self._first_sight(view, person, stamp_s)
         t0 = time.perf_counter()
         try:
-            features = anchor_features(chosen, self.estimator)
-            rel = self.estimator.estimate(features, view.crop, view.camera)
+            requests = [EstimateRequest(anchor_features(chosen, self.estimator), views[i].crop, views[i].camera)
+                        for i, _, chosen in pending]
+            if self.config.batch_faces:
+                results = self.estimator.estimate_batch(requests) if requests else []
+            else:
+                results = [self.estimator.estimate(r.anchor_features, r.query_crop, r.camera) for r in requests]
+            if len(results) != len(requests):
+                raise RuntimeError(f"estimate_batch gave {len(results)} results for {len(requests)} faces")
         except Exception as exc:  # noqa: BLE001 - any estimator failure is a backend failure
             raise BackendError(f"estimator {type(self.estimator).__name__} failed: "
                                f"{type(exc).__name__}: {exc}") from exc
         spent = time.perf_counter() - t0
-        self._remember_mesh_landmarks(view)
+        for (i, person, chosen), rel in zip(pending, results):
+            heads[i] = self._estimated_head(views[i], person, chosen, rel, stamp_s)
+        return [h for h in heads if h is not None], spent
+
+    def _first_sight(self, view: _FaceView, person: str, stamp_s: float) -> HeadEstimate:
+        """The head of a person without anchors: a bootstrapped anchor, or no pose."""
+        if self.config.bootstrap == "none":
+            return self._head(view, person, None, 0.0, (), float("nan"), None, "no_anchor")
+        pose, estimated = self._initial_pose(view)
+        anchor = self.pool.add_bootstrapped(
+            person, view.crop, pose, view.virtual_from_cam,
+            uncertainty_deg=ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG if estimated else BOOTSTRAP_UNCERTAINTY_DEG,
+            created_at=stamp_s, crop_from_cam=view.camera.crop_from_cam)
+        self._last_rotation[person] = pose[:3, :3]
+        return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped")
+
+    def _estimated_head(self, view: _FaceView, person: str, chosen: list[Anchor], rel: RelativePose,
+                        stamp_s: float) -> HeadEstimate:
+        """Fuse one face's relative poses into its head pose; maybe add a keyframe."""
+        self._remember_mesh_landmarks(view, rel)
         fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
                                         self.config.consensus)
         self._last_rotation[person] = fused.rotation_cam
         decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s,
                                                 crop_from_cam=view.camera.crop_from_cam)
         keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
-        head = self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
+        return self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
                           fused.nearest_gap_deg, keyframe, "estimated", fused)
-        return head, spent
 
     def _head(self, view: _FaceView, person: str, pose: Optional[FloatArray], confidence: float,
               anchor_ids: tuple[str, ...], gap_deg: float, keyframe: Optional[str], source: str,
@@ -541,10 +562,10 @@ class HeadPosePipeline:
             self.pool.replace_with(pool)
             self._last_rotation.clear()
 
-    def _remember_mesh_landmarks(self, view: _FaceView) -> None:
+    def _remember_mesh_landmarks(self, view: _FaceView, rel: RelativePose) -> None:
         """Keep the estimator's dense landmarks of this query (the face mesh has them), mapped
         from crop pixels to image pixels through the crop camera: ``p_img ~ K @ crop_from_cam^-1 @ p_crop``."""
-        crop_px = getattr(self.estimator, "last_query_landmarks_px", None)
+        crop_px = rel.query_landmarks_px
         if crop_px is None:
             self._mesh_landmarks.pop(view.face.track_id, None)
             return

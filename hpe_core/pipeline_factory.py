@@ -41,6 +41,10 @@ def resolve_model_dir(backend: str, model_path: str = "") -> Path:
     return candidate
 
 
+#: Face-mesh runtimes per pipeline: two cores share a frame's faces (``hpe-bench``, faces batched).
+DEFAULT_FACEMESH_WORKERS = 2
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     """Everything needed to build a pipeline.
@@ -56,7 +60,10 @@ class PipelineSettings:
         detector_min_face_px: smallest face the detector looks for, pixels.
         detector_threshold: score threshold of MTCNN's last stage.
         detection_every_n_frames / detection_max_rate_hz: when the detector runs (0 Hz = no cap).
-        pipeline: crop, bootstrap, facing and anchor-policy settings.
+        facemesh_workers: face-mesh runtimes a frame's faces are shared across, side by side on
+            the CPU's cores (1 = one face after another; a single face always uses one).
+        pipeline: crop, bootstrap, facing and anchor-policy settings (``batch_faces``: a
+            frame's faces in one estimator call).
     """
 
     estimator: str = "facemesh"
@@ -69,6 +76,7 @@ class PipelineSettings:
     detector_threshold: float = 0.9
     detection_every_n_frames: int = 1
     detection_max_rate_hz: float = 0.0
+    facemesh_workers: int = DEFAULT_FACEMESH_WORKERS
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def pipeline_config(self) -> PipelineConfig:
@@ -94,7 +102,7 @@ def build_estimator(settings: PipelineSettings) -> PoseEstimator:
     if settings.estimator == "facemesh":
         from hpe_core.facemesh.estimator import FaceMeshEstimator
 
-        return FaceMeshEstimator()
+        return FaceMeshEstimator(workers=settings.facemesh_workers)
     options = {}
     if settings.backend == "tensorrt" and settings.engine_cache_dir:
         options["cache_dir"] = settings.engine_cache_dir

@@ -28,7 +28,7 @@ import numpy as np
 from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg
 from hpe_core.geometry.rotations import quat_xyzw_from_matrix
 from hpe_core.pipeline import FrameResult, HeadPosePipeline, PipelineConfig, frontal_pose_from_box
-from hpe_core.pipeline_factory import PipelineSettings, build_pipeline
+from hpe_core.pipeline_factory import DEFAULT_FACEMESH_WORKERS, PipelineSettings, build_pipeline
 from hpe_core.tracking.tracker import TrackerConfig
 from hpe_core.visualization import DebugFace, draw_debug_image
 
@@ -147,6 +147,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="VGGT's backend")
     parser.add_argument("--model-path", default="", help="model directory (default: the shipped model)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--facemesh-workers", type=int, default=DEFAULT_FACEMESH_WORKERS,
+                        help="face-mesh runtimes a frame's faces are shared across (CPU cores)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
     parser.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view, degrees")
     parser.add_argument("--detect-every", type=int, default=1, help="run the face detector every N frames")
@@ -161,7 +163,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     photos = args.input.is_dir() and not args.sequence
     settings = PipelineSettings(
         estimator=args.estimator, backend=args.backend, model_path=args.model_path, device=args.device,
-        detection_every_n_frames=1 if photos else args.detect_every,
+        detection_every_n_frames=1 if photos else args.detect_every, facemesh_workers=args.facemesh_workers,
         pipeline=PipelineConfig(default_hfov_deg=args.hfov, bootstrap="none" if args.calibrate_first else "absolute",
                                 tracker=photo_tracker() if photos else TrackerConfig()),
     )

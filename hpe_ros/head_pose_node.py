@@ -150,7 +150,8 @@ class HeadPoseNode(LifecycleNode):
             precision=self.p("precision"), engine_cache_dir=self.p("engine_cache_dir"),
             detector_min_face_px=self.p("detection.min_face_px"), detector_threshold=self.p("detection.threshold"),
             detection_every_n_frames=self.p("detection.every_n_frames"),
-            detection_max_rate_hz=self.p("detection.max_rate_hz"), pipeline=pipeline,
+            detection_max_rate_hz=self.p("detection.max_rate_hz"), facemesh_workers=self.p("facemesh.workers"),
+            pipeline=pipeline,
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -148,7 +148,8 @@ fi
 # onnxruntime backend (the node's default) loads its ONNX export, made here once per model.
 MODEL_DIR="$REPO/hpe_core/models/default"
 if [ -f "$MODEL_DIR/torch/model.safetensors" ]; then
-  model_stamp="$(stamp_of "$MODEL_DIR/torch/model.safetensors" "$MODEL_DIR/torch/config.json")"
+  model_stamp="$(stamp_of "$MODEL_DIR/torch/model.safetensors" "$MODEL_DIR/torch/config.json" \
+    "$REPO/hpe_training/export/onnx_export.py" "$REPO/hpe_core/estimator/onnx_format.py")"
   if ! stamp_ok default_onnx "$model_stamp" || [ ! -f "$MODEL_DIR/onnx/manifest.json" ]; then
     log "exporting the default model to ONNX (hpe-export, about 30 s)"
     rm -rf "$MODEL_DIR/onnx.tmp"

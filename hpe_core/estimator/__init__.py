@@ -6,6 +6,8 @@ returns a :class:`RelativePoseEstimator`; see :mod:`hpe_core.estimator.interface
 
 from hpe_core.estimator.interface import (
     AnchorFeatures,
+    EstimateRequest,
+    PoseEstimator,
     RelativePose,
     RelativePoseEstimator,
     compose_with_anchor_poses,
@@ -16,6 +18,8 @@ from hpe_core.estimator.registry import BACKENDS, create_estimator
 __all__ = [
     "BACKENDS",
     "AnchorFeatures",
+    "EstimateRequest",
+    "PoseEstimator",
     "RelativePose",
     "RelativePoseEstimator",
     "compose_with_anchor_poses",

@@ -69,6 +69,9 @@ class RelativePose:
             refinement iteration; VGGT), kept for diagnostics and parity checks, or ``None``.
         residual: ``[K]`` float64 the estimator's own error signal per anchor (the face mesh:
             weighted RMS fit residual in millimetres), or ``None``.
+        query_landmarks_px: ``[L, 2]`` float64 dense landmarks of the query in its crop's
+            pixels (the face mesh: its 478 points, when it saw a face), or ``None``; one set
+            for the query, not one per anchor.
     """
 
     rotation: NDArray[np.float64]
@@ -76,6 +79,7 @@ class RelativePose:
     fov_hw: Optional[NDArray[np.float64]] = None
     pose_encoding: Optional[NDArray[np.float64]] = None
     residual: Optional[NDArray[np.float64]] = None
+    query_landmarks_px: Optional[NDArray[np.float64]] = None
 
     def __post_init__(self) -> None:
         k = self.rotation.shape[0]
@@ -93,6 +97,9 @@ class RelativePose:
             actual = value.shape
             if actual != shape:
                 raise ValueError(f"RelativePose.{field_name} must be {shape}, got {actual}")
+        landmarks = self.query_landmarks_px
+        if landmarks is not None and (landmarks.ndim != 2 or landmarks.shape[1] != 2):
+            raise ValueError(f"RelativePose.query_landmarks_px must be [L, 2], got {landmarks.shape}")
 
     def __len__(self) -> int:
         return int(self.rotation.shape[0])
@@ -131,6 +138,22 @@ class AbsolutePose:
 
     pose_virtual: NDArray[np.float64]
     residual: float
+
+
+@dataclass(frozen=True)
+class EstimateRequest:
+    """One face of a frame for :meth:`PoseEstimator.estimate_batch`: its query crop against its
+    own K cached anchors.
+
+    Attributes:
+        anchor_features: the K anchors' features (from this estimator's ``embed_anchors``).
+        query_crop: ``uint8`` RGB ``[H, W, 3]`` at the estimator's ``input_size``.
+        camera: the query crop's :class:`CropCamera`, or ``None``.
+    """
+
+    anchor_features: AnchorFeatures
+    query_crop: NDArray[np.uint8]
+    camera: Optional[CropCamera] = None
 
 
 def compose_with_anchor_poses(
@@ -228,6 +251,12 @@ class PoseEstimator(ABC):
         """Relative pose of the query ``uint8 [H, W, 3]`` w.r.t. each cached anchor (K entries,
         in the order of ``anchor_features``)."""
 
+    def estimate_batch(self, requests: Sequence[EstimateRequest]) -> list[RelativePose]:
+        """Every face of a frame in one call: one :class:`RelativePose` per request, in order,
+        each as :meth:`estimate` would give it. This default runs :meth:`estimate` per request;
+        estimators override it where doing the faces together is faster."""
+        return [self.estimate(r.anchor_features, r.query_crop, r.camera) for r in requests]
+
     def absolute_pose(self, crop: NDArray[np.uint8], camera: Optional[CropCamera] = None) -> Optional[AbsolutePose]:
         """The face's pose from this crop alone, or ``None`` when the estimator cannot say
         (VGGT relative models; a crop without a face)."""
@@ -255,6 +284,12 @@ class RelativePoseEstimator(PoseEstimator):
 
     estimator_kind = "vggt"
 
+    @property
+    def supports_pair_queries(self) -> bool:
+        """The backend runs pairs that each have their own query (:meth:`_pairs_pose_encoding`),
+        so :meth:`estimate_batch` puts all faces' pairs in one call."""
+        return False
+
     @abstractmethod
     def _embed(self, images: NDArray[np.float32]) -> Any:
         """Patch tokens ``[N, P, C]`` of images ``[N, 3, H, W]`` float32 in [0, 1]."""
@@ -267,6 +302,12 @@ class RelativePoseEstimator(PoseEstimator):
             anchor_tokens: ``[K, P, C]`` patch tokens of the anchors (frame 0 of each pair).
             query_tokens: ``[1, P, C]`` patch tokens of the query, shared by the K pairs.
         """
+
+    def _pairs_pose_encoding(self, anchor_tokens: Any, query_tokens: Any) -> NDArray[np.floating]:
+        """Pose encodings ``[M, 9]`` of the queries in M pairs, pair m = (anchor m, query m):
+        anchor and query tokens both ``[M, P, C]``. Backends with
+        :attr:`supports_pair_queries` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} takes one query per call")
 
     def embed_anchors(self, anchor_crops: NDArray[np.uint8],
                       cameras: Optional[Sequence[CropCamera]] = None) -> AnchorFeatures:
@@ -297,6 +338,32 @@ class RelativePoseEstimator(PoseEstimator):
         query_tokens = self._embed(query)
         encoding = self._query_pose_encoding(anchor_features.patch_tokens, query_tokens)
         return RelativePose.from_pose_encoding(np.asarray(encoding))
+
+    def estimate_batch(self, requests: Sequence[EstimateRequest]) -> list[RelativePose]:
+        """Every face of a frame: the F queries embedded in one call, then all ``sum(K_f)``
+        pairs in one call where the backend takes one query per pair
+        (:attr:`supports_pair_queries`), else one pose call per face.
+
+        Returns:
+            One :class:`RelativePose` per request, in order (``K_f`` entries each).
+        """
+        if not requests:
+            return []
+        for request in requests:
+            self.check_features(request.anchor_features)
+        queries = crops_to_float(np.stack([np.asarray(r.query_crop) for r in requests]), self.input_size)
+        query_tokens = self._embed(queries)
+        counts = [len(r.anchor_features) for r in requests]
+        if self.supports_pair_queries and len(requests) > 1:
+            anchors = AnchorFeatures.concatenate([r.anchor_features for r in requests]).patch_tokens
+            owner = np.repeat(np.arange(len(requests)), counts)
+            encoding = np.asarray(self._pairs_pose_encoding(anchors, query_tokens[owner]))
+            bounds = np.cumsum([0] + counts)
+            parts = [encoding[bounds[f]:bounds[f + 1]] for f in range(len(requests))]
+        else:
+            parts = [np.asarray(self._query_pose_encoding(r.anchor_features.patch_tokens, query_tokens[f:f + 1]))
+                     for f, r in enumerate(requests)]
+        return [RelativePose.from_pose_encoding(part) for part in parts]
 
     def estimate_from_crops(
         self, anchor_crops: NDArray[np.uint8], query_crop: NDArray[np.uint8]

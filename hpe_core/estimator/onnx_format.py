@@ -5,8 +5,12 @@ An export directory holds:
 * ``patch_embed.onnx``: input ``images`` ``[N, 3, H, W]`` float32 RGB in [0, 1] (ImageNet
   normalisation inside the graph), dynamic ``N``; output ``patch_tokens`` ``[N, P, C]``.
 * ``relative_pose.onnx``: inputs ``anchor_patch_tokens`` ``[K, P, C]`` and
-  ``query_patch_tokens`` ``[1, P, C]``, dynamic ``K``; output ``pose_enc`` ``[K, 9]``: the
+  ``query_patch_tokens`` ``[Q, P, C]``, dynamic ``K``; output ``pose_enc`` ``[K, 9]``: the
   query frame's pose encoding (last refinement iteration) in each (anchor, query) pair.
+  ``Q`` is 1 (one query for all K pairs) or, in graphs whose query axis is dynamic
+  (:data:`QUERY_AXIS`; exports since the batched-faces change), K: each pair its own query,
+  so several faces' pairs run in one call (:func:`accepts_pair_queries`). Older exports
+  have a fixed ``Q = 1`` and still load.
 * ``manifest.json``: files with SHA-256 hashes, model config, input size, checks done.
 * ``<graph>.onnx.data`` (only for graphs whose weights exceed the exporter's
   ``EXTERNAL_DATA_BYTES``, e.g. the 1B model's): the graph's weights as ONNX external data,
@@ -43,6 +47,8 @@ PATCH_EMBED_OUTPUT = "patch_tokens"
 ANCHOR_TOKENS_INPUT = "anchor_patch_tokens"
 QUERY_TOKENS_INPUT = "query_patch_tokens"
 POSE_OUTPUT = "pose_enc"
+#: Name of the query input's dynamic first axis (1 or K).
+QUERY_AXIS = "Q"
 
 METADATA_KEYS = {
     "format_version": "hpe.format_version",
@@ -210,3 +216,12 @@ def graph_paths(export_dir: Union[str, Path]) -> tuple[Path, Path]:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: export the model with hpe-export first")
     return paths
+
+
+def accepts_pair_queries(pose_session: Any) -> bool:
+    """Whether a ``relative_pose`` ONNX Runtime session takes one query per pair (its
+    ``query_patch_tokens`` first axis is symbolic rather than the fixed 1 of older exports)."""
+    for graph_input in pose_session.get_inputs():
+        if graph_input.name == QUERY_TOKENS_INPUT:
+            return not isinstance(graph_input.shape[0], int)
+    return False

@@ -86,6 +86,7 @@ class OnnxRuntimeRelativePoseEstimator(RelativePoseEstimator):
         )
         if embed_meta.model_config != pose_meta.model_config or embed_meta.input_size != pose_meta.input_size:
             raise ValueError(f"{export_dir}: the two graphs come from different models or input sizes")
+        self._pair_queries = fmt.accepts_pair_queries(self._pose_session)
         self._input_size = embed_meta.input_size
         self._metadata = embed_meta
         self._device = device
@@ -115,6 +116,11 @@ class OnnxRuntimeRelativePoseEstimator(RelativePoseEstimator):
     def feature_key(self) -> str:
         return self._feature_key
 
+    @property
+    def supports_pair_queries(self) -> bool:
+        """Exports made since the batched-faces change take one query per pair; older ones not."""
+        return self._pair_queries
+
     def _embed(self, images: NDArray[np.float32]) -> NDArray[np.float32]:
         """Patch tokens ``[N, P, C]`` float32 of images ``[N, 3, H, W]`` in [0, 1]."""
         (tokens,) = self._embed_session.run([fmt.PATCH_EMBED_OUTPUT], {fmt.PATCH_EMBED_INPUT: images})
@@ -128,3 +134,9 @@ class OnnxRuntimeRelativePoseEstimator(RelativePoseEstimator):
         }
         (pose,) = self._pose_session.run([fmt.POSE_OUTPUT], feeds)
         return pose
+
+    def _pairs_pose_encoding(self, anchor_tokens: Any, query_tokens: Any) -> NDArray[np.float32]:
+        """``[M, 9]`` query pose encodings of M pairs from anchor and query tokens ``[M, P, C]``."""
+        if not self._pair_queries:
+            raise NotImplementedError("this export takes one query per call (export it again for pair queries)")
+        return self._query_pose_encoding(anchor_tokens, query_tokens)

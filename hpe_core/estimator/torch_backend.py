@@ -126,14 +126,24 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         with self._autocast():
             return self._embed_fn(self._to_device(images))
 
+    @property
+    def supports_pair_queries(self) -> bool:
+        return True
+
     @torch.inference_mode()
     def _query_pose_encoding(self, anchor_tokens: Any, query_tokens: Any) -> NDArray[np.float32]:
         """``[K, 9]`` query pose encodings from anchor ``[K, P, C]`` and query ``[1, P, C]`` tokens."""
         anchors = self._to_device(anchor_tokens)
+        return self._pairs_pose_encoding(anchors, self._to_device(query_tokens).expand_as(anchors))
+
+    @torch.inference_mode()
+    def _pairs_pose_encoding(self, anchor_tokens: Any, query_tokens: Any) -> NDArray[np.float32]:
+        """``[M, 9]`` query pose encodings of M pairs from anchor and query tokens ``[M, P, C]``."""
+        anchors = self._to_device(anchor_tokens)
         query = self._to_device(query_tokens)
         if query.dtype != anchors.dtype:
             query = query.to(anchors.dtype)
-        pairs = torch.stack([anchors, query.expand_as(anchors)], dim=1)  # [K, 2, P, C]
+        pairs = torch.stack([anchors, query], dim=1)  # [M, 2, P, C]
         with self._autocast():
             encodings = self._pose_fn(pairs, self._input_size)
         return encodings[-1][:, 1].float().cpu().numpy()

@@ -19,7 +19,7 @@ anchor's metric points and visibilities ``float32 [K, 478, 4]``, saved with the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import cv2
@@ -27,11 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hpe_core.crop_camera import CropCamera
-from hpe_core.estimator.interface import AbsolutePose, AnchorFeatures, PoseEstimator, RelativePose
+from hpe_core.estimator.interface import AbsolutePose, AnchorFeatures, EstimateRequest, PoseEstimator, RelativePose
 from hpe_core.facemesh.canonical import CanonicalFace, load_canonical_face
-from hpe_core.facemesh.fit import RigidFit, robust_fit, weighted_fit
-from hpe_core.facemesh.lifting import lift_unit_depth, visibility
-from hpe_core.facemesh.runtime import MESH_INPUT_SIZE, FaceMeshRuntime, MeshResult
+from hpe_core.facemesh.fit import RigidFits, robust_fits, weighted_fits
+from hpe_core.facemesh.lifting import lift_unit_depth, visibilities
+from hpe_core.facemesh.runtime import MESH_INPUT_SIZE, FaceMeshRuntime, FaceMeshRuntimePool, MeshResult
 from hpe_core.facemesh.topology import NUM_POINTS, expression_weights
 from hpe_core.geometry.transforms import make_transform
 
@@ -95,42 +95,71 @@ def refined_roi(landmarks_px: FloatArray, size: int) -> FloatArray:
 def fit_to_canonical(landmarks_px: FloatArray, camera: CropCamera, canonical: CanonicalFace,
                      weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, float]:
     """Lift one crop's ``[478, 3]`` mesh landmarks to metres by a robust similarity fit of the
-    canonical face.
+    canonical face (:func:`fit_many_to_canonical` for one crop).
 
     Returns:
         ``points [478, 3]`` metres (virtual frame), ``visibility [478]``, ``pose_virtual [4, 4]``
         (``T_virt_from_head``) and the fit's weighted RMS residual in millimetres.
     """
-    unit = lift_unit_depth(landmarks_px, camera, canonical.z_scale)
+    points, vis, poses, residuals = fit_many_to_canonical([landmarks_px], [camera], canonical, weights)
+    return points[0], vis[0], poses[0], float(residuals[0])
 
-    def visible(fit: RigidFit) -> FloatArray:
-        return visibility(canonical.normals, fit.rotation, unit)
+
+def fit_many_to_canonical(landmarks_px: Sequence[FloatArray], cameras: Sequence[CropCamera],
+                          canonical: CanonicalFace, weights: FloatArray
+                          ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Lift F crops' ``[478, 3]`` mesh landmarks to metres, all fits in one batched pass.
+
+    Returns:
+        ``points [F, 478, 3]`` metres (virtual frames), ``visibility [F, 478]``,
+        ``pose_virtual [F, 4, 4]`` (``T_virt_from_head``) and the fits' weighted RMS residuals
+        ``[F]`` in millimetres.
+    """
+    unit = np.stack([lift_unit_depth(lm, cam, canonical.z_scale) for lm, cam in zip(landmarks_px, cameras)])
+    f = len(unit)
+    src = np.broadcast_to(canonical.points, unit.shape)
+    prior = np.broadcast_to(weights, unit.shape[:2])
 
     # unit-depth points ~ scale * (R S + t'): the face's depth is 1 / scale. A first plain fit
     # brings the points to metres, so the robust fit's scale is in metres.
-    first = weighted_fit(canonical.points, unit, weights, with_scale=True)
-    unit = unit / first.scale
-    fit = robust_fit(canonical.points, unit, weights, cauchy_scale=CANONICAL_CAUCHY_SCALE_M,
-                     with_scale=True, reweight=visible)
-    points = unit / fit.scale
-    pose = make_transform(fit.rotation, fit.translation / fit.scale)
-    return points, visible(fit), pose, fit.rms / fit.scale * 1e3
+    first = weighted_fits(src, unit, prior, with_scale=True)
+    unit = unit / first.scale[:, None, None]
+
+    def visible(fits: RigidFits) -> FloatArray:
+        return visibilities(canonical.normals, fits.rotation, unit)
+
+    fits = robust_fits(src, unit, prior, cauchy_scale=CANONICAL_CAUCHY_SCALE_M, with_scale=True, reweight=visible)
+    points = unit / fits.scale[:, None, None]
+    poses = make_transform(fits.rotation, fits.translation / fits.scale[:, None])
+    return points, visible(fits), poses.reshape(f, 4, 4), fits.rms / fits.scale * 1e3
 
 
 def relative_fit(anchor_values: FloatArray, query_points: FloatArray, query_visibility: FloatArray,
                  weights: FloatArray) -> RelativePose:
     """Relative poses ``P_q ~ R P_a + t`` of a query's metric points ``[478, 3]`` (with their
     visibility ``[478]``) against ``[K, 478, 4]`` anchor features (module docstring)."""
-    values = np.asarray(anchor_values, dtype=np.float64)
-    k = values.shape[0]
-    rotations = np.zeros((k, 3, 3))
-    translations = np.zeros((k, 3))
-    residuals = np.zeros(k)
-    for i in range(k):
-        prior = weights * values[i, :, 3] * query_visibility
-        fit = robust_fit(values[i, :, :3], query_points, prior, cauchy_scale=CAUCHY_SCALE_M)
-        rotations[i], translations[i], residuals[i] = fit.rotation, fit.translation, fit.rms * 1e3
-    return RelativePose(rotation=rotations, translation=translations, residual=residuals)
+    return relative_fits([anchor_values], [query_points], [query_visibility], weights)[0]
+
+
+def relative_fits(anchor_values: Sequence[FloatArray], query_points: Sequence[FloatArray],
+                  query_visibility: Sequence[FloatArray], weights: FloatArray) -> list[RelativePose]:
+    """:func:`relative_fit` for F queries, each against its own ``[K_f, 478, 4]`` anchors, all
+    ``sum(K_f)`` fits in one batched pass; one :class:`RelativePose` per query."""
+    counts = [int(np.asarray(v).shape[0]) for v in anchor_values]
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for v in anchor_values])
+    dst = np.concatenate([np.broadcast_to(np.asarray(q, dtype=np.float64), (k, *np.shape(q)))
+                          for q, k in zip(query_points, counts)])
+    query_vis = np.concatenate([np.broadcast_to(np.asarray(v, dtype=np.float64), (k, len(v)))
+                                for v, k in zip(query_visibility, counts)])
+    prior = weights[None] * values[:, :, 3] * query_vis
+    fits = robust_fits(values[:, :, :3], dst, prior, cauchy_scale=CAUCHY_SCALE_M)
+    out, start = [], 0
+    for k in counts:
+        part = slice(start, start + k)
+        out.append(RelativePose(rotation=fits.rotation[part].copy(), translation=fits.translation[part].copy(),
+                                residual=fits.rms[part] * 1e3))
+        start += k
+    return out
 
 
 class FaceMeshEstimator(PoseEstimator):
@@ -143,21 +172,21 @@ class FaceMeshEstimator(PoseEstimator):
         refine_roi: run the mesh a second time on the crop re-centred, re-scaled and levelled by
             its own first landmarks (:func:`refined_roi`; MediaPipe's tracking ROI), which
             removes what the detector's landmarks left of the roll.
+        workers: runtimes a batch of faces (:meth:`estimate_batch`) is shared across, side by
+            side on the CPU's cores (:class:`FaceMeshRuntimePool`); 1 = one face after another.
     """
 
     name = "facemesh"
     estimator_kind = "facemesh"
 
     def __init__(self, runtime: Optional[FaceMeshRuntime] = None, canonical: Optional[CanonicalFace] = None,
-                 threads: int = 1, refine_roi: bool = True) -> None:
+                 threads: int = 1, refine_roi: bool = True, workers: int = 1) -> None:
         self.refine_roi = refine_roi
         self.runtime = runtime if runtime is not None else FaceMeshRuntime(threads=threads)
+        self.runtimes = FaceMeshRuntimePool(self.runtime, workers)
         self.canonical = canonical if canonical is not None else load_canonical_face()
         self._weights = expression_weights(self.canonical.jaw)
         self._feature_key = f"facemesh:{self.canonical.digest}"
-        #: ``[478, 2]`` mesh landmarks of the last :meth:`estimate` query, pixels of its crop (``None``
-        #: when the mesh saw no face): REP 155 ``landmarks`` are made from them.
-        self.last_query_landmarks_px: Optional[FloatArray] = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -180,30 +209,45 @@ class FaceMeshEstimator(PoseEstimator):
         return "aligned"
 
     def describe(self) -> str:
-        return f"facemesh (MediaPipe face mesh + iris, ai-edge-litert) on cpu, input 192x192, canonical {self.canonical.digest}"
+        workers = f", {self.runtimes.workers} workers" if self.runtimes.workers > 1 else ""
+        return (f"facemesh (MediaPipe face mesh + iris, ai-edge-litert) on cpu, input 192x192, "
+                f"canonical {self.canonical.digest}{workers}")
 
     # ------------------------------------------------------------------ per crop
     def observe(self, crop: NDArray[np.uint8], camera: Optional[CropCamera] = None) -> MeshObservation:
         """Run the mesh on one crop and lift it to metres (module docstring)."""
-        cam = camera if camera is not None else CropCamera.centred(MESH_INPUT_SIZE, DEFAULT_CROP_HFOV_DEG)
-        mesh = self.runtime.run(crop)
-        if self.refine_roi and mesh.face_score >= 0.5:
-            A = refined_roi(mesh.landmarks, MESH_INPUT_SIZE)
-            second = self.runtime.run(cv2.warpAffine(np.asarray(crop), A[:2], (MESH_INPUT_SIZE, MESH_INPUT_SIZE),
-                                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
-            if second.face_score >= 0.5:
+        return self.observe_many([crop], [camera])[0]
+
+    def observe_many(self, crops: Sequence[NDArray[np.uint8]],
+                     cameras: Sequence[Optional[CropCamera]]) -> list[MeshObservation]:
+        """:meth:`observe` for F crops: the networks shared across :attr:`runtimes`, the F
+        canonical fits in one batched pass."""
+        if len(crops) != len(cameras):
+            raise ValueError(f"{len(cameras)} cameras for {len(crops)} crops")
+        if not crops:
+            return []
+        cams = [c if c is not None else CropCamera.centred(MESH_INPUT_SIZE, DEFAULT_CROP_HFOV_DEG) for c in cameras]
+        meshes = self.runtimes.run_many(crops)
+        crop_landmarks = [m.landmarks for m in meshes]
+        if self.refine_roi:
+            again = [i for i, m in enumerate(meshes) if m.face_score >= 0.5]
+            rois = {i: refined_roi(meshes[i].landmarks, MESH_INPUT_SIZE) for i in again}
+            warped = [cv2.warpAffine(np.asarray(crops[i]), rois[i][:2], (MESH_INPUT_SIZE, MESH_INPUT_SIZE),
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) for i in again]
+            for i, second in zip(again, self.runtimes.run_many(warped)):
+                if second.face_score < 0.5:
+                    continue
+                A = rois[i]
                 # the refined crop is the same virtual camera seen through the affine A
-                cam = CropCamera(A @ cam.crop_from_cam, cam.virtual_from_cam)
+                cams[i] = CropCamera(A @ cams[i].crop_from_cam, cams[i].virtual_from_cam)
                 landmarks = second.landmarks.copy()
-                landmarks_crop = np.concatenate([landmarks[:, :2], np.ones((len(landmarks), 1))], 1) @ np.linalg.inv(A)[:2].T
-                mesh = MeshResult(landmarks, second.face_score, second.iris)
-                crop_landmarks = np.concatenate([landmarks_crop, landmarks[:, 2:3] / roi_scale(A)], 1)
-            else:
-                crop_landmarks = mesh.landmarks
-        else:
-            crop_landmarks = mesh.landmarks
-        points, vis, pose, residual_mm = fit_to_canonical(mesh.landmarks, cam, self.canonical, self._weights)
-        return MeshObservation(crop_landmarks, points, vis, pose, residual_mm, mesh.face_score)
+                in_crop = np.concatenate([landmarks[:, :2], np.ones((len(landmarks), 1))], 1) @ np.linalg.inv(A)[:2].T
+                meshes[i] = MeshResult(landmarks, second.face_score, second.iris)
+                crop_landmarks[i] = np.concatenate([in_crop, landmarks[:, 2:3] / roi_scale(A)], 1)
+        points, vis, poses, residuals = fit_many_to_canonical([m.landmarks for m in meshes], cams,
+                                                              self.canonical, self._weights)
+        return [MeshObservation(crop_landmarks[i], points[i], vis[i], poses[i], float(residuals[i]),
+                                meshes[i].face_score) for i in range(len(meshes))]
 
     def absolute_pose(self, crop: NDArray[np.uint8], camera: Optional[CropCamera] = None) -> Optional[AbsolutePose]:
         obs = self.observe(crop, camera)
@@ -219,21 +263,31 @@ class FaceMeshEstimator(PoseEstimator):
             raise ValueError(f"anchor_crops must be [K, 192, 192, 3], got {crops.shape}")
         if cameras is not None and len(cameras) != len(crops):
             raise ValueError(f"{len(cameras)} cameras for {len(crops)} crops")
+        observations = self.observe_many(list(crops), [None] * len(crops) if cameras is None else list(cameras))
         values = np.zeros((len(crops), NUM_POINTS, 4), dtype=np.float32)
-        for k, crop in enumerate(crops):
-            obs = self.observe(crop, None if cameras is None else cameras[k])
+        for k, obs in enumerate(observations):
             values[k, :, :3] = obs.points_m
             values[k, :, 3] = obs.visibility
         return AnchorFeatures(values, self.feature_key, persistable=True)
 
     def estimate(self, anchor_features: AnchorFeatures, query_crop: NDArray[np.uint8],
                  camera: Optional[CropCamera] = None) -> RelativePose:
-        self.check_features(anchor_features)
-        self.last_query_landmarks_px = None
-        query = self.observe(query_crop, camera)
-        if query.face_score >= 0.5:
-            self.last_query_landmarks_px = np.asarray(query.landmarks_px[:, :2], dtype=np.float64).copy()
-        return self.relative_to(np.asarray(anchor_features.values, dtype=np.float64), query)
+        return self.estimate_batch([EstimateRequest(anchor_features, query_crop, camera)])[0]
+
+    def estimate_batch(self, requests: Sequence[EstimateRequest]) -> list[RelativePose]:
+        """Every face of a frame against its anchors: the meshes shared across the runtimes,
+        the canonical fits and the ``sum(K)`` relative fits each in one batched pass. Each
+        result carries the query's mesh landmarks (``query_landmarks_px``, crop pixels) when
+        the mesh saw a face."""
+        if not requests:
+            return []
+        for request in requests:
+            self.check_features(request.anchor_features)
+        queries = self.observe_many([r.query_crop for r in requests], [r.camera for r in requests])
+        poses = relative_fits([np.asarray(r.anchor_features.values, dtype=np.float64) for r in requests],
+                              [q.points_m for q in queries], [q.visibility for q in queries], self._weights)
+        return [replace(pose, query_landmarks_px=np.asarray(q.landmarks_px[:, :2], dtype=np.float64).copy()
+                        if q.face_score >= 0.5 else None) for pose, q in zip(poses, queries)]
 
     def relative_to(self, anchor_values: FloatArray, query: MeshObservation) -> RelativePose:
         """Relative poses of an observed query against ``[K, 478, 4]`` anchor features."""

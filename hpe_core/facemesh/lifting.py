@@ -45,9 +45,18 @@ def visibility(normals_head: ArrayLike, rotation: ArrayLike, points: ArrayLike,
         grazing_cos, full_cos: cosine of the angle between normal and the direction to the
             camera at which the weight is 0 and 1 (smooth step in between).
     """
-    n = np.asarray(normals_head, dtype=np.float64) @ np.asarray(rotation, dtype=np.float64).T
+    R = np.asarray(rotation, dtype=np.float64)
+    return visibilities(normals_head, R[None], np.asarray(points, dtype=np.float64)[None],
+                        grazing_cos, full_cos)[0]
+
+
+def visibilities(normals_head: ArrayLike, rotations: ArrayLike, points: ArrayLike,
+                 grazing_cos: float = -0.05, full_cos: float = 0.35) -> FloatArray:
+    """:func:`visibility` for ``B`` views at once: ``[B, N]`` from ``[N, 3]`` normals,
+    ``[B, 3, 3]`` rotations and ``[B, N, 3]`` points."""
+    n = np.asarray(normals_head, dtype=np.float64) @ np.asarray(rotations, dtype=np.float64).transpose(0, 2, 1)
     p = np.asarray(points, dtype=np.float64)
-    to_camera = -p / np.linalg.norm(p, axis=1, keepdims=True)
-    cos = np.sum(n * to_camera, axis=1)
+    to_camera = -p / np.linalg.norm(p, axis=2, keepdims=True)
+    cos = np.sum(n * to_camera, axis=2)
     x = np.clip((cos - grazing_cos) / (full_cos - grazing_cos), 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)

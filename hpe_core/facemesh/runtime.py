@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -67,6 +67,8 @@ class FaceMeshRuntime:
     """
 
     def __init__(self, threads: int = 1, refine_eyes: bool = True) -> None:
+        self.threads = int(threads)
+        self.refine_eyes = bool(refine_eyes)
         self._lock = threading.Lock()
         self._mesh = _interpreter(FACE_LANDMARK_MODEL, threads)
         out = {o["name"]: o["index"] for o in self._mesh.get_output_details()}
@@ -133,6 +135,64 @@ class FaceMeshRuntime:
         for pts in (contour, iris5):
             pts[:, :2] = pts[:, :2] @ inverse[:, :2].T + inverse[:, 2]
         return contour, iris5
+
+
+class FaceMeshRuntimePool:
+    """Up to ``workers`` runtimes that run a batch of crops side by side.
+
+    The interpreter releases Python's GIL while it runs, so crops given to different runtimes
+    run on different cores; the first runtime is the caller's, the others are made on first
+    use with its settings. Batching the networks themselves does not pay on a CPU (measured on
+    2 cores: the mesh at batch 3 is 1.09x faster than 3 calls, the iris network at batch 6 is
+    0.87x, i.e. slower), so a batch is split across runtimes instead.
+
+    Args:
+        first: the runtime used for a batch of one and for the first share of a batch.
+        workers: runtimes (and threads) at most; 1 runs a batch one crop after another.
+    """
+
+    def __init__(self, first: FaceMeshRuntime, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self._runtimes = [first]
+        self._lock = threading.Lock()
+
+    def _runtime(self, index: int) -> FaceMeshRuntime:
+        with self._lock:
+            while len(self._runtimes) <= index:
+                first = self._runtimes[0]
+                self._runtimes.append(FaceMeshRuntime(threads=first.threads, refine_eyes=first.refine_eyes))
+            return self._runtimes[index]
+
+    def run_many(self, crops: Sequence[NDArray[np.uint8]]) -> list[MeshResult]:
+        """The meshes of ``uint8 [192, 192, 3]`` crops, in their order (a crop's bad shape raises
+        ``ValueError`` as :meth:`FaceMeshRuntime.run`)."""
+        n = len(crops)
+        if n == 0:
+            return []
+        shares = min(self.workers, n)
+        results: list[Optional[MeshResult]] = [None] * n
+        errors: list[BaseException] = []
+
+        def work(share: int) -> None:
+            try:
+                runtime = self._runtime(share)
+                for i in range(share, n, shares):
+                    results[i] = runtime.run(crops[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(share,), name=f"facemesh-{share}", daemon=True)
+                   for share in range(1, shares)]
+        for thread in threads:
+            thread.start()
+        work(0)
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return [r for r in results if r is not None]
 
 
 def default_runtime(threads: int = 1, refine_eyes: bool = True) -> Optional[FaceMeshRuntime]:

@@ -40,7 +40,8 @@ from tqdm import tqdm
 from hpe_core.estimator.interface import RelativePoseEstimator
 from hpe_training.bench.flops import cached_estimate_flops, fraction_of_peak, peak_tflops
 from hpe_training.bench.machine import describe_machine, machine_info
-from hpe_training.bench.pipeline_stages import format_stages, memory_mib, time_pipeline_stages
+from hpe_training.bench.pipeline_stages import (compare_batched_faces, format_batched, format_stages, memory_mib,
+                                                time_pipeline_stages)
 from hpe_training.bench.timing import measure_latency
 
 DEFAULT_ANCHOR_COUNTS = (1, 2, 4, 8)
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU threads for torch and ONNX Runtime (0: leave the defaults)")
     parser.add_argument("--pipeline-frames", type=int, default=20,
                         help="frames of the 1- and 3-face pipeline-stage runs per backend (0: skip)")
+    parser.add_argument("--batched-frames", type=int, default=40,
+                        help="frames of the faces-batched comparison per estimator and stream (0: skip)")
     parser.add_argument("--node-seconds", type=float, default=0.0,
                         help="also run the node end to end on 1- and 3-face 30 Hz streams this long (0: skip)")
     parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
@@ -151,6 +154,19 @@ def _cpu_estimators(args: argparse.Namespace, model: torch.nn.Module, workdir: P
     return makers
 
 
+def _facemesh_estimators() -> list[Callable[[], Any]]:
+    """The shipped face-mesh estimator (the node's default) with one and with two workers, where
+    ai-edge-litert is installed (pipeline stages and the faces-batched comparison only)."""
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        print("[hpe-bench] facemesh not timed: ai-edge-litert is not installed", flush=True)
+        return []
+    from hpe_core.facemesh.estimator import FaceMeshEstimator
+
+    return [lambda w=workers: FaceMeshEstimator(workers=w) for workers in (1, 2)]
+
+
 def _gpu_estimators(args: argparse.Namespace, model: torch.nn.Module, workdir: Path
                     ) -> list[Callable[[], RelativePoseEstimator]]:
     from hpe_core.estimator.tensorrt_backend import tensorrt_availability
@@ -208,29 +224,42 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     query = random_crops(1, input_size, args.seed + 1)[0]
     rows: list[dict[str, Any]] = []
     stage_rows: list[dict[str, Any]] = []
+    batched_rows: list[dict[str, Any]] = []
     reference = ""
     streams, detector = [], None
-    if args.pipeline_frames > 0:
+    if args.pipeline_frames > 0 or args.batched_frames > 0:
         from hpe_core.detection.mtcnn import MtcnnConfig, MtcnnFaceDetector
         from hpe_training.bench.streams import face_stream
 
         print("[hpe-bench] rendering the 1- and 3-face 640x480 streams", flush=True)
-        streams = [face_stream(n, args.pipeline_frames) for n in (1, 3)]
+        frames = max(args.pipeline_frames, args.batched_frames)
+        streams = [face_stream(n, frames) for n in (1, 3)]
         detector = MtcnnFaceDetector(MtcnnConfig(device=device, min_face_size=40, thresholds=(0.6, 0.7, 0.9)))
     with tempfile.TemporaryDirectory(prefix="hpe-bench-") as tmp:
         makers = (_gpu_estimators if args.gpu else _cpu_estimators)(args, model, Path(tmp))
-        total = len(makers) * (len(args.anchors) + len(streams))
+        mesh_makers = [] if args.gpu else _facemesh_estimators()
+        stage_streams = [s.head(args.pipeline_frames) for s in streams] if args.pipeline_frames > 0 else []
+        batch_streams = [s.head(args.batched_frames) for s in streams] if args.batched_frames > 0 else []
+        total = (len(makers) * (len(args.anchors) + len(stage_streams) + len(batch_streams))
+                 + len(mesh_makers) * (len(stage_streams) + len(batch_streams)))
         with tqdm(total=total, desc="hpe-bench", unit="setting") as progress:
-            for make in makers:
+            for make in makers + mesh_makers:
                 estimator = make()
-                reference = reference or estimator.describe()
+                relative = isinstance(estimator, RelativePoseEstimator)
+                if relative:
+                    reference = reference or estimator.describe()
                 progress.set_postfix_str(estimator.describe())
-                rows.extend(time_estimator(estimator, anchors, query, args.anchors, args.runs, args.warmup,
-                                           progress))
-                rows[-1]["memory_after"] = memory_mib()
-                for stream in streams:
+                if relative:
+                    rows.extend(time_estimator(estimator, anchors, query, args.anchors, args.runs, args.warmup,
+                                               progress))
+                    rows[-1]["memory_after"] = memory_mib()
+                for stream in stage_streams:
                     stage_rows.append({"backend": estimator.describe(),
                                        **time_pipeline_stages(estimator, detector, stream)})
+                    progress.update(1)
+                for stream in batch_streams:
+                    batched_rows.append({"backend": estimator.describe(),
+                                         **compare_batched_faces(estimator, detector, stream)})
                     progress.update(1)
     add_ratios(rows, reference)
     if args.gpu:
@@ -239,6 +268,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "parameters": sum(p.numel() for p in model.parameters()),
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": info,
             "reference_backend": reference, "results": rows, "pipeline_stages": stage_rows,
+            "faces_batched": batched_rows,
             "memory_end": memory_mib()}
 
 
@@ -287,6 +317,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if results["pipeline_stages"]:
         print("\npipeline stages (640x480 stream, random weights of the same preset):")
         print(format_stages(results["pipeline_stages"]))
+    if results["faces_batched"]:
+        print("\nfaces batched (estimate stage, the same 640x480 streams):")
+        print(format_batched(results["faces_batched"]))
     if results["node_end_to_end"]:
         print("\nnode end to end (640x480 at 30 Hz; latency = image publish to /head_pose):")
         print(format_node(results["node_end_to_end"]))

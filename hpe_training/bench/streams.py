@@ -26,6 +26,10 @@ class Stream:
     K: NDArray[np.float64]
     faces: int
 
+    def head(self, n_frames: int) -> "Stream":
+        """The first ``n_frames`` frames."""
+        return Stream(self.frames[:n_frames], self.K, self.faces)
+
 
 def face_stream(faces: int, n_frames: int = 30, seed: int = 3) -> Stream:
     """A stream with ``faces`` = 1 or 3 heads (module docstring)."""

@@ -4,9 +4,10 @@
   [N, P, C]``; dynamic N. Exported at one fixed input size with the (possibly bicubic,
   antialiased) interpolated positional embedding precomputed as a constant
   (:class:`FixedSizePosEmbed`), because antialiased bicubic resampling has no ONNX operator.
-* ``relative_pose.onnx``: ``anchor_patch_tokens [K, P, C]``, ``query_patch_tokens [1, P, C]``
+* ``relative_pose.onnx``: ``anchor_patch_tokens [K, P, C]``, ``query_patch_tokens [Q, P, C]``
   -> ``pose_enc [K, 9]``, the query frame of each (anchor, query) pair after the last
-  refinement iteration; dynamic K.
+  refinement iteration; dynamic K, and Q = 1 or K (one query per pair, several faces in one
+  call; the TorchScript exporter only, ``torch.export`` keeps Q = 1).
 
 The model is put in eval mode and dry-run before export; afterwards ONNX Runtime runs both
 graphs at batch sizes other than the traced ones and must match PyTorch fp32 (the plain
@@ -108,10 +109,11 @@ class PatchEmbedGraph(nn.Module):
 
 
 class RelativePoseGraph(nn.Module):
-    """Anchor ``[K, P, C]`` and query ``[1, P, C]`` tokens -> query pose encodings ``[K, 9]``.
+    """Anchor ``[K, P, C]`` and query ``[Q, P, C]`` tokens -> query pose encodings ``[K, 9]``.
 
-    Builds K pairs ``[K, 2, P, C]`` (anchor = frame 0) and returns frame 1 of the last
-    refinement iteration of ``model.forward_from_patch_tokens``.
+    ``Q`` is 1 (one query shared by the K pairs) or K (pair k's own query: several faces'
+    pairs in one call). Builds K pairs ``[K, 2, P, C]`` (anchor = frame 0) and returns frame 1
+    of the last refinement iteration of ``model.forward_from_patch_tokens``.
     """
 
     def __init__(self, model: nn.Module, input_size: tuple[int, int]) -> None:
@@ -146,6 +148,11 @@ class ExportResult:
     exporter: str = "torchscript"
     opset: int = DEFAULT_OPSET
     seconds: float = 0.0
+
+    @property
+    def query_axis(self) -> Any:
+        """The query input's first axis as the manifest records it: ``"Q"`` (1 or K) or 1."""
+        return 1 if self.exporter == "dynamo" else fmt.QUERY_AXIS
 
 
 def _test_images(n: int, input_size: tuple[int, int], seed: int) -> Tensor:
@@ -248,6 +255,18 @@ def verify_with_onnxruntime(model: nn.Module, output_dir: Path, input_size: tupl
         diff = float(np.abs(ort_pose - ref_pose).max())
         results.append(CheckResult(f"relative_pose K={k}", diff, tolerance, diff <= tolerance,
                                    "onnxruntime chain vs model.forward on image pairs"))
+    if fmt.accepts_pair_queries(pose) and k_max >= 2:
+        # pair k's own query (several faces in one call): queries = the images in reverse order
+        order = list(range(k_max, 0, -1))
+        anchors = images[:k_max]
+        pairs = torch.stack([anchors, images[order]], dim=1)
+        with torch.inference_mode():
+            ref_pose = model(pairs)[-1][:, 1].numpy()
+        feeds = {fmt.ANCHOR_TOKENS_INPUT: ort_tokens[:k_max], fmt.QUERY_TOKENS_INPUT: ort_tokens[order]}
+        (ort_pose,) = pose.run([fmt.POSE_OUTPUT], feeds)
+        diff = float(np.abs(ort_pose - ref_pose).max())
+        results.append(CheckResult(f"relative_pose K={k_max} pair queries", diff, tolerance, diff <= tolerance,
+                                   "onnxruntime chain with one query per pair vs model.forward"))
     return results
 
 
@@ -299,10 +318,12 @@ def export_onnx(model: nn.Module, output_dir: Path, input_size: Optional[tuple[i
                            [fmt.PATCH_EMBED_OUTPUT],
                            {fmt.PATCH_EMBED_INPUT: {0: "N"}, fmt.PATCH_EMBED_OUTPUT: {0: "N"}}, opset, dynamo)
             log(f"exporting {pose_path.name}")
+            pose_axes = {fmt.ANCHOR_TOKENS_INPUT: {0: "K"}, fmt.POSE_OUTPUT: {0: "K"}}
+            if not dynamo:  # torch.export would specialise the example's size-1 query axis
+                pose_axes[fmt.QUERY_TOKENS_INPUT] = {0: fmt.QUERY_AXIS}
             _export_module(pose_graph, (tokens[:2].contiguous(), tokens[1:2].contiguous()),
                            scratch / pose_path.name, [fmt.ANCHOR_TOKENS_INPUT, fmt.QUERY_TOKENS_INPUT],
-                           [fmt.POSE_OUTPUT], {fmt.ANCHOR_TOKENS_INPUT: {0: "K"}, fmt.POSE_OUTPUT: {0: "K"}},
-                           opset, dynamo)
+                           [fmt.POSE_OUTPUT], pose_axes, opset, dynamo)
         _finalise_graph(scratch / embed_path.name, embed_path, "patch_embed", config_json, size)
         _finalise_graph(scratch / pose_path.name, pose_path, "relative_pose", config_json, size)
     files = {path.name: _file_entry(path) for path in (embed_path, pose_path)}
@@ -335,7 +356,7 @@ def manifest_dict(result: ExportResult, model_config: dict[str, Any], source: di
             fmt.PATCH_EMBED_FILE: {"inputs": {fmt.PATCH_EMBED_INPUT: ["N", 3, *result.input_size]},
                                    "outputs": {fmt.PATCH_EMBED_OUTPUT: ["N", "P", "C"]}},
             fmt.RELATIVE_POSE_FILE: {"inputs": {fmt.ANCHOR_TOKENS_INPUT: ["K", "P", "C"],
-                                                fmt.QUERY_TOKENS_INPUT: [1, "P", "C"]},
+                                                fmt.QUERY_TOKENS_INPUT: [result.query_axis, "P", "C"]},
                                      "outputs": {fmt.POSE_OUTPUT: ["K", 9]}},
         },
         "input_size_hw": list(result.input_size),

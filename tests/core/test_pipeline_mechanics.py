@@ -130,6 +130,11 @@ class _SwitchableFailure:
             raise RuntimeError("device lost")
         return self.inner.estimate(features, crop, camera)
 
+    def estimate_batch(self, requests):
+        if self.failing:
+            raise RuntimeError("device lost")
+        return self.inner.estimate_batch(requests)
+
 
 def test_backend_failure_is_a_backend_error_and_the_next_frame_works(estimator, detector, astronaut_frames):
     flaky = _SwitchableFailure(estimator)

@@ -1,5 +1,6 @@
 """``hpe-bench`` (latency of the exported and eager backends) on the tiny preset, few runs."""
 
+import importlib.util
 import json
 
 import pytest
@@ -12,10 +13,10 @@ from hpe_training.bench.timing import measure_latency
 def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["--preset", "tiny", "--runs", "2", "--warmup", "1", "--anchors", "1", "2",
-                 "--threads", "1", "--pipeline-frames", "6", "--json", str(out)]) == 0
+                 "--threads", "1", "--pipeline-frames", "6", "--batched-frames", "6", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "machine:" in printed and "logical cores" in printed and "cache saving" in printed
-    assert "pipeline stages" in printed and "peak" in printed
+    assert "pipeline stages" in printed and "peak" in printed and "faces batched" in printed
     results = json.loads(out.read_text())
     assert results["preset"] == "tiny" and results["input_size_hw"] == [56, 56]
     assert results["machine"]["torch"] == torch.__version__ and results["machine"]["onnxruntime"]
@@ -32,8 +33,11 @@ def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
         rows[2]["cached"]["median_ms"] / rows[0]["cached"]["median_ms"])
     # pipeline stages: per backend, one and three faces, every stage timed
     stages = results["pipeline_stages"]
+    mesh = [("facemesh", 1), ("facemesh", 3)] * 2 if importlib.util.find_spec("ai_edge_litert") else []
     assert [(r["backend"].split()[0], r["faces"]) for r in stages] == [
-        ("torch", 1), ("torch", 3), ("onnxruntime", 1), ("onnxruntime", 3)]
+        ("torch", 1), ("torch", 3), ("onnxruntime", 1), ("onnxruntime", 3)] + mesh
+    if mesh:
+        assert "2 workers" in stages[-1]["backend"]
     for r in stages:
         assert r["frames_timed"] == 3
         assert set(r["stages"]) == {"detect", "crop", "estimate", "fuse", "total"}
@@ -41,6 +45,12 @@ def test_cpu_benchmark_reports_every_backend_and_k(tmp_path, capsys):
     three = [r for r in stages if r["faces"] == 3]
     assert all(r["mean_heads_estimated"] >= 2 for r in three)  # MTCNN finds the side-by-side heads
     assert results["memory_end"]["peak_rss_mib"] >= results["memory_end"]["rss_mib"] > 50
+    # faces batched: the same estimators and streams, per-face and batched estimate stage timed
+    batched = results["faces_batched"]
+    assert [(r["backend"], r["faces"]) for r in batched] == [(r["backend"], r["faces"]) for r in stages]
+    for r in batched:
+        assert r["frames_timed"] == 3 and r["per_face_ms"] > 0 and r["batched_ms"] > 0
+        assert r["speedup"] == pytest.approx(r["per_face_ms"] / r["batched_ms"])
 
 
 def test_gpu_mode_says_why_it_cannot_run(capsys):
