@@ -41,8 +41,10 @@ def resolve_model_dir(backend: str, model_path: str = "") -> Path:
     return candidate
 
 
-#: Face-mesh runtimes per pipeline: two cores share a frame's faces (``hpe-bench``, faces batched).
-DEFAULT_FACEMESH_WORKERS = 2
+#: Face-mesh runtimes per pipeline. One: on the 2-core machine it was measured on, a second
+#: runtime made a frame's three faces 1.5x faster back to back but gained nothing in the
+#: pipeline, where the face detector runs between frames (``docs/benchmarks.md``, faces batched).
+DEFAULT_FACEMESH_WORKERS = 1
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec("device", "cpu", "cpu, cuda or cuda:N", read_only=True),
     ParameterSpec("precision", "fp32", "fp32, fp16 or bf16 (fp16/bf16 need CUDA)", choices=("fp32", "fp16", "bf16"), read_only=True),
     ParameterSpec("engine_cache_dir", "", "where TensorRT engines are cached; empty = ~/.cache/hpe/engines", read_only=True),
-    ParameterSpec("facemesh.workers", 2, "face-mesh runtimes a frame's faces are shared across, side by side on the CPU's cores (estimator facemesh; 1 = one face after another)", min_value=1, max_value=16, read_only=True),
+    ParameterSpec("facemesh.workers", 1, "face-mesh runtimes a frame's faces are shared across, side by side on the CPU's cores (estimator facemesh; 1 = one network run after another; more did not pay on a 2-core CPU, docs/benchmarks.md)", min_value=1, max_value=16, read_only=True),
     ParameterSpec("fallback_to_cpu", True, "if the backend fails, switch to the onnxruntime CPU backend and go on"),
     # -- input
     ParameterSpec("image_qos", "sensor_data", "QoS of the image subscriptions", choices=("sensor_data", "reliable"), read_only=True),

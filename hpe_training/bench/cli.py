@@ -10,8 +10,11 @@ temporary directory first). For K = 1, 2, 4, 8 anchors it times
 reports median and p90 over ``--runs`` calls after ``--warmup`` calls, the saving from caching,
 and each backend's ratio to torch eager, and names the machine. Then, per backend, the
 per-frame pipeline's stages (detection, crop, estimate, fuse; :mod:`.pipeline_stages`) on
-rendered 640x480 frames with one and with three faces (``--pipeline-frames``, 0 skips), and the
-process memory (resident and peak) after each backend. With ``--node-seconds S``, finally the
+rendered 640x480 frames with one and with three faces (``--pipeline-frames``, 0 skips), the
+same for the shipped face-mesh estimator (one and two workers), the estimate stage with a
+frame's faces in one ``estimate_batch`` call against one call per face
+(``--batched-frames``, :func:`~hpe_training.bench.pipeline_stages.compare_batched_faces`), and
+the process memory (resident and peak) after each backend. With ``--node-seconds S``, finally the
 node end to end (its own process, default backend) under a 640x480 30 Hz stream with one and
 with three faces for S seconds each (:mod:`.soak`): output rate, latency percentiles, drops and
 the node's memory.

@@ -35,7 +35,9 @@ def test_manifest_lists_files_hashes_and_checks(preset_export):
     for name in (fmt.PATCH_EMBED_FILE, fmt.RELATIVE_POSE_FILE):
         assert manifest["files"][name]["sha256"] == fmt.sha256_file(preset_export / name)
     checks = manifest["checks"]
-    assert {c["name"] for c in checks} == {"patch_embed N=4", "relative_pose K=1", "relative_pose K=3"}
+    assert {c["name"] for c in checks} == {"patch_embed N=4", "relative_pose K=1", "relative_pose K=3",
+                                           "relative_pose K=3 pair queries"}
+    assert manifest["graphs"][fmt.RELATIVE_POSE_FILE]["inputs"][fmt.QUERY_TOKENS_INPUT] == [fmt.QUERY_AXIS, "P", "C"]
     assert all(c["passed"] and c["max_abs_diff"] <= 1e-4 for c in checks)
     if tensorrt_availability() is not None:
         assert manifest["tensorrt"]["status"] == "skipped" and manifest["tensorrt"]["reason"]
@@ -54,6 +56,8 @@ def test_graphs_carry_metadata_names_and_dynamic_axes(preset_export):
     assert [i.name for i in pose.graph.input] == ["anchor_patch_tokens", "query_patch_tokens"]
     assert [o.name for o in pose.graph.output] == ["pose_enc"]
     assert pose.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "K"
+    # the query's first axis is 1 or K (one query per pair: several faces in one call)
+    assert pose.graph.input[1].type.tensor_type.shape.dim[0].dim_param == fmt.QUERY_AXIS
     assert {p.key: p.value for p in pose.metadata_props}["hpe.graph"] == "relative_pose"
 
 
