@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", type=Path, help="peft LoRA adapter directory to merge before export")
     parser.add_argument("--output", "-o", type=Path, required=True, help="export directory (created)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="crop size in pixels (default: the config's img_size, square)")
+                        help="crop size in pixels (default: the size the model was trained at, square: "
+                             "the config's trained_img_size, else its img_size)")
     parser.add_argument("--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET}, {DEFAULT_DYNAMO_OPSET} with --dynamo)")
     parser.add_argument("--dynamo", action="store_true", help="use the torch.export-based ONNX exporter")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
@@ -99,13 +100,14 @@ def merge_adapter(model: torch.nn.Module, adapter_dir: Path, tolerance: float,
     The check runs the adapter model and the merged model on two random image pairs
     ``[2, 2, 3, H, W]`` at ``input_size = (H, W)`` pixels: the export input size (the merge
     check at 518 px doubled the export time of a model exported at 224 px), by default the
-    config's square ``img_size``. The check dict records the size used (``input_size_hw``).
+    config's square ``default_input_size`` (the size it was trained at, else ``img_size``), as
+    the export's. The check dict records the size used (``input_size_hw``).
     """
     from hpe_core.vggt.lora import load_adapter, merge_lora
 
     config = model.config
-    h, w = (int(input_size[0]), int(input_size[1])) if input_size is not None else (config.img_size,
-                                                                                     config.img_size)
+    side = config.default_input_size
+    h, w = (int(input_size[0]), int(input_size[1])) if input_size is not None else (side, side)
     patch = int(config.patch_size)
     if h % patch or w % patch:
         raise ValueError(f"input size {(h, w)} must be multiples of the patch size {patch}")

@@ -53,6 +53,10 @@ def build_base_model(cfg: TrainConfig) -> VGGTCamera:
     patch = model.config.patch_size
     if cfg.image_size % patch:
         raise ValueError(f"image_size {cfg.image_size} must be a multiple of the patch size {patch}")
+    # The config saved with the trained model records the size it is trained at, so export and
+    # inference default to it. img_size (the positional-embedding shape, 518 for the official
+    # weights) is left alone: changing it would change aggregator.patch_embed.pos_embed.
+    model.config.trained_img_size = int(cfg.image_size)
     return model
 
 

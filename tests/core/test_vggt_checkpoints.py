@@ -138,6 +138,27 @@ def test_save_and_load_model_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
 
 
+def test_trained_size_survives_save_and_load_with_identical_weights(tmp_path: Path) -> None:
+    """A model trained at 28 px (tiny preset: img_size 56) saves and reloads with the trained
+    size recorded, the same parameter shapes and bit-identical weights and outputs."""
+    import dataclasses
+    import json
+
+    model = _tiny(seed=5)
+    model.config = dataclasses.replace(model.config, trained_img_size=28)
+    save_model(model, tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (saved["img_size"], saved["trained_img_size"]) == (56, 28)
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == model.config and loaded.config.default_input_size == 28
+    want, got = model.state_dict(), loaded.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    for size in (28, 56):
+        images = torch.rand(1, 2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            assert torch.equal(loaded(images)[-1], model(images)[-1])
+
+
 def test_load_model_requires_both_files(tmp_path: Path) -> None:
     directory = save_model(_tiny(seed=10), tmp_path / "m")
     (directory / "model.safetensors").unlink()

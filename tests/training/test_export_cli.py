@@ -134,6 +134,24 @@ def test_manifest_records_the_merge_check_input_size(tmp_path):
     assert manifest["input_size_hw"] == [28, 28]
 
 
+def test_export_defaults_to_the_trained_size(tmp_path):
+    """A checkpoint trained at 28 px (trained_img_size) exports at 28x28 without --input-size."""
+    import dataclasses
+
+    _, ckpt, adapter = _tiny_checkpoint_and_adapter(tmp_path)
+    base = VGGTCamera(get_preset("tiny")).eval()
+    base.config = dataclasses.replace(base.config, trained_img_size=28)
+    save_model(base, ckpt)
+    out = tmp_path / "export"
+    assert main(["--model-dir", str(ckpt), "--adapter", str(adapter), "--output", str(out),
+                 "--tensorrt", "skip"]) == 0
+    manifest = json.loads((out / fmt.MANIFEST_FILE).read_text())
+    assert manifest["input_size_hw"] == [28, 28]
+    assert [c["input_size_hw"] for c in manifest["checks"] if c["name"] == "lora merge"] == [[28, 28]]
+    assert manifest["model_config"]["trained_img_size"] == 28
+    assert create_estimator("onnxruntime", out).input_size == (28, 28)
+
+
 def test_preset_without_random_init_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="--random-init"):
         main(["--preset", "tiny", "--output", str(tmp_path)])

@@ -168,3 +168,14 @@ def test_saved_state_round_trip_and_merge(tmp_path):
         torch.testing.assert_close(merged(images)[-1], expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         load_saved_state(build_training_model(cfg), {k: v for k, v in list(state.items())[1:]}, cfg)
+
+
+def test_training_records_the_trained_size_without_changing_shapes():
+    """Issue 14: the config of a model trained at image_size records it (trained_img_size);
+    img_size, which sets the positional-embedding shape, stays the preset's."""
+    for mode in ("lora", "full"):
+        model = build_base_model(_cfg(mode, image_size=28))
+        assert (model.config.img_size, model.config.trained_img_size, model.config.default_input_size) == \
+            (56, 28, 28)
+        assert model.aggregator.patch_embed.pos_embed.shape == (1, 4 * 4 + 1, 64)
+    assert get_preset("tiny").trained_img_size is None  # the preset itself is untouched
