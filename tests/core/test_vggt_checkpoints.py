@@ -159,6 +159,22 @@ def test_trained_size_survives_save_and_load_with_identical_weights(tmp_path: Pa
             assert torch.equal(loaded(images)[-1], model(images)[-1])
 
 
+def test_save_state_dict_refuses_a_state_that_does_not_fit_the_config(tmp_path: Path) -> None:
+    from hpe_core.vggt.checkpoints import save_state_dict
+
+    model = _tiny(seed=6)
+    state = dict(model.state_dict())
+    save_state_dict(model.config, state, tmp_path / "ok")
+    assert torch.equal(load_model(tmp_path / "ok").camera_head.embed_pose.weight, model.camera_head.embed_pose.weight)
+    with pytest.raises(CheckpointError, match="missing camera_head.embed_pose.weight"):
+        save_state_dict(model.config, {k: v for k, v in state.items() if k != "camera_head.embed_pose.weight"},
+                        tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="wrong shapes aggregator.patch_embed.pos_embed"):
+        save_state_dict(model.config, {**state, "aggregator.patch_embed.pos_embed": torch.zeros(1, 5, 64)},
+                        tmp_path / "shape")
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "shape").exists()
+
+
 def test_load_model_requires_both_files(tmp_path: Path) -> None:
     directory = save_model(_tiny(seed=10), tmp_path / "m")
     (directory / "model.safetensors").unlink()

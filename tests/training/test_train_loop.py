@@ -164,6 +164,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     state = read_checkpoint(latest_checkpoint(out)).state
     assert state["step"] == 4 and state["scheduler"]["step"] == 4
     assert (latest_checkpoint(out) / "adapter" / "adapter_config.json").is_file()
+    assert (latest_checkpoint(out) / "adapter" / "camera_head.safetensors").is_file()
     final = load_model(out / "model")
     with torch.no_grad():
         images = collate_pairs([val_set[0]])["images"]
@@ -227,3 +228,27 @@ def test_final_model_records_the_size_it_was_trained_at(tmp_path):
     final = load_model(result.final_model)
     assert final.config.default_input_size == 28
     assert final.aggregator.patch_embed.pos_embed.shape == (1, 17, 64)
+
+
+def test_final_model_is_saved_without_a_deep_copy(tmp_path, monkeypatch):
+    """Issue 14: the final save deep-copied the whole (1B) model to merge LoRA into the copy."""
+    import copy
+
+    real_deepcopy = copy.deepcopy
+
+    def refuse(obj, *args, **kwargs):  # dataclasses.asdict deep-copies plain values: allowed
+        if isinstance(obj, torch.nn.Module):
+            raise AssertionError(f"copy.deepcopy of a {type(obj).__name__} while saving the final model")
+        return real_deepcopy(obj, *args, **kwargs)
+
+    cfg = _cfg(tmp_path, "nocopy", batch_size=2, accumulation_steps=1, epochs=1, validate=False)
+    trainer = Trainer(cfg, TinyPairs(2, noise=0.0))
+    trainer.train()
+    images = collate_pairs([TinyPairs(1, seed=3)[0]])["images"]
+    with torch.no_grad():
+        expected = trainer.model(images)[-1]
+    monkeypatch.setattr(copy, "deepcopy", refuse)
+    path = trainer.save_final_model()
+    with torch.no_grad():
+        assert torch.equal(trainer.model(images)[-1], expected)  # the training model is untouched
+        torch.testing.assert_close(load_model(path)(images)[-1], expected, atol=1e-5, rtol=1e-5)
