@@ -41,8 +41,9 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         model: a ``VGGTCamera`` (LoRA merged, if any); put in eval mode and moved to ``device``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
-        input_size: ``(H, W)`` crop size in pixels; defaults to ``(img_size, img_size)``
-            of the model config. Both must be multiples of the patch size.
+        input_size: ``(H, W)`` crop size in pixels; defaults to the model config's square
+            ``default_input_size`` (the size it was trained at, else ``img_size``). Both must be
+            multiples of the patch size.
         compile: wrap the two model stages in ``torch.compile``.
         compile_mode: ``torch.compile`` mode when ``compile`` is set: ``"default"``, or
             ``"reduce-overhead"`` (CUDA graphs on a GPU: the kernel launches of a call are
@@ -68,7 +69,8 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         self._precision = precision
         self._model = model.eval().to(self._device)
         config = model.config
-        size = input_size if input_size is not None else (config.img_size, config.img_size)
+        side = config.default_input_size
+        size = input_size if input_size is not None else (side, side)
         self._input_size = (int(size[0]), int(size[1]))
         patch = int(config.patch_size)
         if self._input_size[0] % patch or self._input_size[1] % patch:

@@ -6,7 +6,8 @@ Three formats:
   state_dict of the whole VGGT. :func:`load_official_checkpoint` keeps ``aggregator.*`` and
   ``camera_head.*``, ignores the other heads, and reports what is missing or unexpected.
 * **ours**: a directory with ``config.json`` (:class:`VGGTConfig`) and ``model.safetensors``
-  (:func:`save_model` / :func:`load_model`).
+  (:func:`save_model` / :func:`load_model`; :func:`save_state_dict` writes it from a config and
+  a state dict, e.g. a LoRA model's merged state without merging a copy of the model).
 * **VGGT-HPE** (the public relative-head-pose code): like the official layout but every
   LoRA-wrapped linear ``<layer>`` is stored as ``<layer>.base.weight``, ``<layer>.base.bias``,
   ``<layer>.lora_A.weight`` [r, in], ``<layer>.lora_B.weight`` [out, r] with update scale
@@ -200,14 +201,31 @@ def save_model(model: VGGTCamera, directory: PathLike, storage_dtype: Optional[t
     ``storage_dtype`` (e.g. ``torch.float16``) stores floating-point weights in that type to
     halve the file; :func:`load_model` casts them back to the model's float32 parameters.
     """
-    from safetensors.torch import save_file
-
     if not isinstance(model, VGGTCamera):
         raise TypeError(f"save_model expects a VGGTCamera (merge LoRA first), got {type(model).__name__}")
+    return save_state_dict(model.config, model.state_dict(), directory, storage_dtype=storage_dtype)
+
+
+def save_state_dict(config: VGGTConfig, state: Mapping[str, Tensor], directory: PathLike,
+                    storage_dtype: Optional[torch.dtype] = None) -> Path:
+    """:func:`save_model` from a config and a state dict with the VGGTCamera keys (e.g.
+    :func:`hpe_core.vggt.lora.merged_state_dict`, which avoids copying a LoRA model to merge it).
+    Refuses a state dict whose keys or shapes differ from ``VGGTCamera(config)``'s (checked on
+    the meta device, no memory). Returns the directory."""
+    from safetensors.torch import save_file
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in VGGTCamera(config).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got != expected:
+        missing, unexpected = sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+        raise CheckpointError(f"state dict does not match the config: missing {_preview(missing, 5)}; "
+                              f"unexpected {_preview(unexpected, 5)}; wrong shapes {_preview(wrong, 5)}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.config.to_json(directory / CONFIG_FILENAME)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    config.to_json(directory / CONFIG_FILENAME)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if storage_dtype is not None:
         state = {k: v.to(storage_dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(directory / WEIGHTS_FILENAME),

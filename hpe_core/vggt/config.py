@@ -5,6 +5,17 @@ top-level aggregator fields, a nested ``patch_embed`` object (the DINOv2-with-re
 ViT) and a nested ``camera_head`` object. Fields missing from a JSON file take the
 defaults below (the defaults of the official 1B model); unknown fields are rejected.
 
+Two sizes, both square sides in pixels:
+
+* ``img_size``: the size the DINOv2 positional embedding is built for. It sets a parameter
+  shape (``aggregator.patch_embed.pos_embed`` is ``[1, (img_size / patch_size)**2 + 1, C]``;
+  other sizes resample it, bicubic), so it stays the architecture's value (518 for the
+  official weights) whatever size a model is trained or run at;
+* ``trained_img_size``: the size the weights were trained at (set by ``hpe-train`` to its
+  ``image_size``), the default input size of export and inference (:attr:`VGGTConfig.default_input_size`).
+  It sets no shape. ``None`` (the presets, the oracle) means ``img_size`` and is left out of
+  the JSON, so files without it read as before.
+
 Presets (see :func:`get_preset`):
 
 * ``"vggt-1b"``: the official VGGT-1B camera branch (518 px, ViT-L/14, 24 steps).
@@ -17,7 +28,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from hpe_core.bounded_json import load_bounded
 
@@ -113,7 +124,12 @@ class CameraHeadConfig:
 
 @dataclass
 class VGGTConfig:
-    """Camera-branch VGGT: DINOv2 patch embed, alternating-attention aggregator, camera head."""
+    """Camera-branch VGGT: DINOv2 patch embed, alternating-attention aggregator, camera head.
+
+    ``img_size`` (pixels) fixes the positional-embedding shape; ``trained_img_size`` (pixels,
+    or None for ``img_size``) is the crop size the weights were trained at and the default
+    input size (see the module docstring).
+    """
 
     img_size: int = 518
     patch_size: int = 14
@@ -130,6 +146,7 @@ class VGGTConfig:
     norm_eps: float = 1e-5  # aggregator block LayerNorm epsilon (torch default)
     patch_embed: PatchEmbedConfig = field(default_factory=PatchEmbedConfig)
     camera_head: CameraHeadConfig = field(default_factory=CameraHeadConfig)
+    trained_img_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.patch_embed, Mapping):
@@ -140,6 +157,12 @@ class VGGTConfig:
         _require(self.patch_size >= 1, f"patch_size must be >= 1, got {self.patch_size}")
         _require(self.img_size >= self.patch_size and self.img_size % self.patch_size == 0,
                  f"img_size ({self.img_size}) must be a positive multiple of patch_size ({self.patch_size})")
+        _require(self.trained_img_size is None
+                 or (isinstance(self.trained_img_size, int) and not isinstance(self.trained_img_size, bool)
+                     and self.trained_img_size >= self.patch_size
+                     and self.trained_img_size % self.patch_size == 0),
+                 f"trained_img_size ({self.trained_img_size!r}) must be null or a positive multiple of "
+                 f"patch_size ({self.patch_size})")
         _require(self.embed_dim >= 1, f"embed_dim must be >= 1, got {self.embed_dim}")
         _require(self.depth >= 1, f"depth must be >= 1, got {self.depth}")
         _require(self.num_heads >= 1 and self.embed_dim % self.num_heads == 0,
@@ -181,6 +204,12 @@ class VGGTConfig:
         """Length of the pose encoding."""
         return self.camera_head.pose_dim
 
+    @property
+    def default_input_size(self) -> int:
+        """Square input side (pixels) export and inference use unless told otherwise: the size
+        the weights were trained at (``trained_img_size``), else ``img_size``."""
+        return self.trained_img_size if self.trained_img_size is not None else self.img_size
+
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "VGGTConfig":
@@ -200,9 +229,12 @@ class VGGTConfig:
         return cls.from_dict(data)
 
     def to_dict(self) -> Dict[str, Any]:
-        """Plain JSON-serialisable dict; ``from_dict(to_dict())`` reproduces the config."""
+        """Plain JSON-serialisable dict; ``from_dict(to_dict())`` reproduces the config.
+        ``trained_img_size`` is left out when None (files as written before it existed)."""
         out = dataclasses.asdict(self)
         out["aa_order"] = list(self.aa_order)
+        if out["trained_img_size"] is None:
+            del out["trained_img_size"]
         return out
 
     def to_json(self, path: PathLike | None = None) -> str:

@@ -221,7 +221,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"[hpe-bench] building preset {preset!r} with random weights on {device}", flush=True)
     with torch.device(device):
         model = VGGTCamera(config).eval()
-    input_size = (config.img_size, config.img_size)
+    input_size = (config.default_input_size, config.default_input_size)
     info = machine_info()
     anchors = random_crops(max(args.anchors), input_size, args.seed)
     query = random_crops(1, input_size, args.seed + 1)[0]

@@ -50,7 +50,7 @@ def evaluate_pairs(model: torch.nn.Module, data_root: Path, n_pairs: int = 600, 
     from hpe_training.data.layout import LayoutReader
     from hpe_training.data.pairs import HeadPairDataset, PairConfig
 
-    size = image_size or model.config.img_size
+    size = image_size or model.config.default_input_size
     reader = LayoutReader(data_root)
     ds = HeadPairDataset(reader, PairConfig(size=size, augment=False, seed=seed))
     pairs = sample_pairs([list(m) for m in reader.groups().values()], n_pairs, seed)

@@ -5,7 +5,7 @@ Steps, each printed as it runs:
 1. load the model: our checkpoint directory (``--model-dir``), or a preset with random
    weights (``--preset NAME --random-init --seed N``, for tests and benchmarks);
 2. merge a peft LoRA adapter (``--adapter DIR``) and check the merged model's outputs equal the
-   adapter model's;
+   adapter model's, on images at the export input size (``--input-size``, default the config's);
 3. export ``patch_embed.onnx`` and ``relative_pose.onnx`` and check ONNX Runtime against
    PyTorch fp32 (``--tolerance``, default 1e-4; the export fails otherwise);
 4. where TensorRT and a CUDA GPU exist, build (or reuse from the cache) the engines and check
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", type=Path, help="peft LoRA adapter directory to merge before export")
     parser.add_argument("--output", "-o", type=Path, required=True, help="export directory (created)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
-                        help="crop size in pixels (default: the config's img_size, square)")
+                        help="crop size in pixels (default: the size the model was trained at, square: "
+                             "the config's trained_img_size, else its img_size)")
     parser.add_argument("--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET}, {DEFAULT_DYNAMO_OPSET} with --dynamo)")
     parser.add_argument("--dynamo", action="store_true", help="use the torch.export-based ONNX exporter")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
@@ -85,19 +86,33 @@ def load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, Any
     model = model.eval()
     checks: list[dict[str, Any]] = []
     if args.adapter is not None:
-        model, check = merge_adapter(model, args.adapter, args.tolerance)
+        input_size = tuple(args.input_size) if args.input_size else None
+        model, check = merge_adapter(model, args.adapter, args.tolerance, input_size=input_size)
         source["adapter"] = str(args.adapter.resolve())
         checks.append(check)
     return model, source, checks
 
 
-def merge_adapter(model: torch.nn.Module, adapter_dir: Path, tolerance: float) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Attach a peft adapter, merge it, and check that the outputs did not change."""
+def merge_adapter(model: torch.nn.Module, adapter_dir: Path, tolerance: float,
+                  input_size: Optional[tuple[int, int]] = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Attach a peft adapter, merge it, and check that the outputs did not change.
+
+    The check runs the adapter model and the merged model on two random image pairs
+    ``[2, 2, 3, H, W]`` at ``input_size = (H, W)`` pixels: the export input size (the merge
+    check at 518 px doubled the export time of a model exported at 224 px), by default the
+    config's square ``default_input_size`` (the size it was trained at, else ``img_size``), as
+    the export's. The check dict records the size used (``input_size_hw``).
+    """
     from hpe_core.vggt.lora import load_adapter, merge_lora
 
-    _log(f"merging LoRA adapter {adapter_dir}")
-    size = model.config.img_size
-    images = torch.rand(2, 2, 3, size, size, generator=torch.Generator().manual_seed(7))
+    config = model.config
+    side = config.default_input_size
+    h, w = (int(input_size[0]), int(input_size[1])) if input_size is not None else (side, side)
+    patch = int(config.patch_size)
+    if h % patch or w % patch:
+        raise ValueError(f"input size {(h, w)} must be multiples of the patch size {patch}")
+    _log(f"merging LoRA adapter {adapter_dir} (check at {h}x{w})")
+    images = torch.rand(2, 2, 3, h, w, generator=torch.Generator().manual_seed(7))
     peft_model = load_adapter(model, adapter_dir).eval()
     with torch.inference_mode():
         before = peft_model(images)[-1]
@@ -110,7 +125,7 @@ def merge_adapter(model: torch.nn.Module, adapter_dir: Path, tolerance: float) -
     if not passed:
         raise ExportVerificationError(f"LoRA merge changed the outputs by {diff:.3g} > {tolerance:g}")
     return merged, {"name": "lora merge", "max_abs_diff": diff, "tolerance": tolerance, "passed": passed,
-                    "detail": "merged model vs adapter model, pose encodings"}
+                    "detail": "merged model vs adapter model, pose encodings", "input_size_hw": [h, w]}
 
 
 def tensorrt_step(output_dir: Path, mode: str, precision: str, cache_dir: Path,

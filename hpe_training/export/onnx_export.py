@@ -278,8 +278,8 @@ def export_onnx(model: nn.Module, output_dir: Path, input_size: Optional[tuple[i
     Args:
         model: a ``VGGTCamera`` (LoRA merged); moved to the CPU in fp32 and put in eval mode.
         output_dir: created if needed; existing graphs are overwritten.
-        input_size: ``(H, W)`` in pixels (multiples of the patch size); default
-            ``(img_size, img_size)`` of the model config.
+        input_size: ``(H, W)`` in pixels (multiples of the patch size); default the model
+            config's square ``default_input_size`` (the size it was trained at, else ``img_size``).
         opset: ONNX opset (default :data:`DEFAULT_OPSET`, or :data:`DEFAULT_DYNAMO_OPSET` with dynamo).
         dynamo: use the ``torch.export``-based exporter instead of the TorchScript one.
         tolerance: maximum absolute difference ONNX Runtime vs PyTorch (fp32).
@@ -293,7 +293,7 @@ def export_onnx(model: nn.Module, output_dir: Path, input_size: Optional[tuple[i
     output_dir.mkdir(parents=True, exist_ok=True)
     model = model.to(device="cpu", dtype=torch.float32).eval()
     config = model.config
-    size = input_size if input_size is not None else (config.img_size, config.img_size)
+    size = input_size if input_size is not None else (config.default_input_size, config.default_input_size)
     size = (int(size[0]), int(size[1]))
     patch = int(config.patch_size)
     if size[0] % patch or size[1] % patch:

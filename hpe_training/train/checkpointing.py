@@ -5,8 +5,9 @@ Layout of ``<output_dir>/checkpoints/step_<00000123>/``:
 
 * ``weights.safetensors``: :func:`hpe_training.train.modes.saved_state` (trainable parameters
   in lora/head-only mode, the whole state dict otherwise);
-* ``adapter/`` (lora mode): the peft adapter (``adapter_config.json`` +
-  ``adapter_model.safetensors``: LoRA factors and the camera head), loadable with
+* ``adapter/`` (lora mode): the adapter of :func:`hpe_core.vggt.lora.save_adapter`
+  (``adapter_config.json`` + ``adapter_model.safetensors``: the LoRA factors;
+  ``camera_head.safetensors``: the trained camera head), loadable with
   :func:`hpe_core.vggt.lora.load_adapter`;
 * ``trainer_state.pt``: ``{"format", "version", "step", "optimizer", "scheduler", "rng",
   "config"}`` (optimizer/scheduler ``state_dict``s, RNG states as tensors and ints, the
@@ -98,7 +99,9 @@ def write_checkpoint(output_dir: str | Path, step: int, weights: Dict[str, Tenso
     state.update(format=STATE_FORMAT, version=STATE_VERSION, step=int(step))
     torch.save(state, tmp / STATE_FILE)
     if adapter_module is not None:
-        adapter_module.save_pretrained(str(tmp / ADAPTER_DIR), safe_serialization=True)
+        from hpe_core.vggt.lora import save_adapter
+
+        save_adapter(adapter_module, tmp / ADAPTER_DIR)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

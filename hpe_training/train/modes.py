@@ -3,8 +3,10 @@
 Modes (the VGGT-HPE ablation):
 
 * ``lora``: peft LoRA (rank r, alpha) on ``attn.qkv/attn.proj/mlp.fc1/mlp.fc2`` of every
-  aggregator frame and global block; the backbone frozen; the camera head fully trainable
-  (peft ``modules_to_save``). Trainable names contain ``lora_`` or ``camera_head``.
+  aggregator frame and global block; the backbone frozen; the model's own camera head fully
+  trainable (``requires_grad``; no peft ``modules_to_save`` copy). Trainable names contain
+  ``lora_`` or ``camera_head`` (checkpoints written with ``modules_to_save``, whose head names
+  carry ``camera_head.modules_to_save.default.``, still resume).
 * ``full``: every parameter trainable (initialised from the checkpoint).
 * ``head-only``: only ``camera_head.*`` trainable.
 * ``scratch``: random initialisation, every parameter trainable.
@@ -16,20 +18,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from hpe_core.vggt.checkpoints import (CONFIG_FILENAME, LoadReport, load_model, load_state_dict_into,
                                        load_vggt_hpe_checkpoint, read_state_dict)
-from hpe_core.vggt.config import get_preset
-from hpe_core.vggt.lora import LoraSettings, apply_lora, merge_lora
+from hpe_core.vggt.config import VGGTConfig, get_preset
+from hpe_core.vggt.lora import ADAPTER_NAME, LoraSettings, apply_lora, merge_lora, merged_state_dict
 from hpe_core.vggt.model import VGGTCamera
 from hpe_training.train.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 UNUSED_PARAMETERS = ("aggregator.patch_embed.mask_token",)
+#: Infix of the camera head's names in lora checkpoints written with peft ``modules_to_save``.
+LEGACY_HEAD_INFIX = f"camera_head.modules_to_save.{ADAPTER_NAME}."
 
 
 def build_base_model(cfg: TrainConfig) -> VGGTCamera:
@@ -53,6 +57,10 @@ def build_base_model(cfg: TrainConfig) -> VGGTCamera:
     patch = model.config.patch_size
     if cfg.image_size % patch:
         raise ValueError(f"image_size {cfg.image_size} must be a multiple of the patch size {patch}")
+    # The config saved with the trained model records the size it is trained at, so export and
+    # inference default to it. img_size (the positional-embedding shape, 518 for the official
+    # weights) is left alone: changing it would change aggregator.patch_embed.pos_embed.
+    model.config.trained_img_size = int(cfg.image_size)
     return model
 
 
@@ -109,7 +117,10 @@ def saved_state(module: nn.Module, cfg: TrainConfig) -> Dict[str, Tensor]:
 
 
 def load_saved_state(module: nn.Module, state: Dict[str, Tensor], cfg: TrainConfig) -> None:
-    """Inverse of :func:`saved_state`; raises ValueError when keys do not match exactly."""
+    """Inverse of :func:`saved_state`; raises ValueError when keys do not match exactly.
+    Keys of lora checkpoints written with peft ``modules_to_save``
+    (``...camera_head.modules_to_save.default.X``) are read as ``...camera_head.X``."""
+    state = {k.replace(LEGACY_HEAD_INFIX, "camera_head."): v for k, v in state.items()}
     own = module.state_dict()
     expected = set(trainable_names(module)) if cfg.mode in ("lora", "head-only") else set(own)
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
@@ -119,6 +130,15 @@ def load_saved_state(module: nn.Module, state: Dict[str, Tensor], cfg: TrainConf
     with torch.no_grad():
         for key, value in state.items():
             own[key].copy_(value)
+
+
+def deployable_state(module: nn.Module) -> Tuple[VGGTConfig, Dict[str, Tensor]]:
+    """The config and the state dict (VGGTCamera keys) of the model to save for
+    inference/export, without copying or modifying ``module``: LoRA folded in tensor by tensor
+    (:func:`hpe_core.vggt.lora.merged_state_dict`), else the module's own state dict."""
+    if isinstance(module, VGGTCamera):
+        return module.config, module.state_dict()
+    return module.get_base_model().config, merged_state_dict(module)
 
 
 def deployable_model(module: nn.Module) -> VGGTCamera:

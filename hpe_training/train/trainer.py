@@ -20,7 +20,6 @@ format, LoRA merged, consumable by ``hpe-export``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -34,14 +33,14 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from hpe_core.vggt.checkpoints import save_model
+from hpe_core.vggt.checkpoints import save_state_dict
 from hpe_training.train.batch import collate_pairs
 from hpe_training.train.checkpointing import (latest_checkpoint, read_checkpoint, rng_state, set_rng_state,
                                               write_checkpoint)
 from hpe_training.train.config import TrainConfig
 from hpe_training.train.distributed import DistContext, all_reduce_sum, barrier, resolve_device
 from hpe_training.train.loss import PoseLossConfig, pose_loss
-from hpe_training.train.modes import build_training_model, deployable_model, load_saved_state, saved_state
+from hpe_training.train.modes import build_training_model, deployable_state, load_saved_state, saved_state
 from hpe_training.train.sampling import EpochSampler, SeededDataset, ShardSampler, dataset_length, step_seed
 from hpe_training.train.schedule import StepScheduler, WarmupCosine
 from hpe_training.train.validation import evaluate
@@ -206,11 +205,13 @@ class Trainer:
         return path
 
     def save_final_model(self) -> Optional[Path]:
-        """Rank 0: save the deployable model (LoRA merged into a copy) in our checkpoint format."""
+        """Rank 0: save the deployable model (LoRA folded in tensor by tensor, the training model
+        left as it is; no copy of the model) in our checkpoint format."""
         path = None
         if self.ctx.is_main:
-            merged = deployable_model(copy.deepcopy(self.model)).to("cpu").eval()
-            path = save_model(merged, self.output_dir / FINAL_MODEL_DIR)
+            config, state = deployable_state(self.model)
+            path = save_state_dict(config, state, self.output_dir / FINAL_MODEL_DIR)
+            del state
             logger.info("final model written to %s", path)
         barrier(self.ctx)
         return path

@@ -98,6 +98,16 @@ def test_registry_loads_checkpoint_directory(model, estimator, crops, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def test_default_input_size_is_the_trained_size():
+    import dataclasses
+
+    model = VGGTCamera(get_preset("tiny")).eval()
+    assert TorchRelativePoseEstimator(model).input_size == (56, 56)
+    model.config = dataclasses.replace(model.config, trained_img_size=28)
+    assert TorchRelativePoseEstimator(model).input_size == (28, 28)
+    assert TorchRelativePoseEstimator(model, input_size=(42, 42)).input_size == (42, 42)
+
+
 def test_cuda_request_without_gpu_is_clear(model):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")

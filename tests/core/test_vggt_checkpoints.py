@@ -138,6 +138,43 @@ def test_save_and_load_model_round_trip(tmp_path: Path) -> None:
             assert torch.equal(a, b)
 
 
+def test_trained_size_survives_save_and_load_with_identical_weights(tmp_path: Path) -> None:
+    """A model trained at 28 px (tiny preset: img_size 56) saves and reloads with the trained
+    size recorded, the same parameter shapes and bit-identical weights and outputs."""
+    import dataclasses
+    import json
+
+    model = _tiny(seed=5)
+    model.config = dataclasses.replace(model.config, trained_img_size=28)
+    save_model(model, tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (saved["img_size"], saved["trained_img_size"]) == (56, 28)
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config == model.config and loaded.config.default_input_size == 28
+    want, got = model.state_dict(), loaded.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    for size in (28, 56):
+        images = torch.rand(1, 2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            assert torch.equal(loaded(images)[-1], model(images)[-1])
+
+
+def test_save_state_dict_refuses_a_state_that_does_not_fit_the_config(tmp_path: Path) -> None:
+    from hpe_core.vggt.checkpoints import save_state_dict
+
+    model = _tiny(seed=6)
+    state = dict(model.state_dict())
+    save_state_dict(model.config, state, tmp_path / "ok")
+    assert torch.equal(load_model(tmp_path / "ok").camera_head.embed_pose.weight, model.camera_head.embed_pose.weight)
+    with pytest.raises(CheckpointError, match="missing camera_head.embed_pose.weight"):
+        save_state_dict(model.config, {k: v for k, v in state.items() if k != "camera_head.embed_pose.weight"},
+                        tmp_path / "missing")
+    with pytest.raises(CheckpointError, match="wrong shapes aggregator.patch_embed.pos_embed"):
+        save_state_dict(model.config, {**state, "aggregator.patch_embed.pos_embed": torch.zeros(1, 5, 64)},
+                        tmp_path / "shape")
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "shape").exists()
+
+
 def test_load_model_requires_both_files(tmp_path: Path) -> None:
     directory = save_model(_tiny(seed=10), tmp_path / "m")
     (directory / "model.safetensors").unlink()

@@ -85,3 +85,26 @@ def test_from_json_rejects_bad_json(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         VGGTConfig.from_json(path)
+
+
+def test_trained_img_size_is_a_default_input_size_not_a_shape() -> None:
+    """Issue 14: a model trained at 224 px saved ``img_size: 518``. The trained size has its own
+    field; ``img_size`` (the positional-embedding shape) stays, so the 1B weights still load."""
+    def shapes(config: VGGTConfig) -> dict:
+        with torch.device("meta"):
+            return {k: tuple(v.shape) for k, v in VGGTCamera(config).state_dict().items()}
+
+    official = get_preset("vggt-1b")
+    trained = VGGTConfig.from_dict({**official.to_dict(), "trained_img_size": 224})
+    assert (trained.img_size, trained.trained_img_size, trained.default_input_size) == (518, 224, 224)
+    assert official.default_input_size == 518 and official.trained_img_size is None
+    assert shapes(trained) == shapes(official)
+    assert shapes(trained)["aggregator.patch_embed.pos_embed"] == (1, 37 * 37 + 1, 1024)
+    # JSON round trip; left out of the JSON when None (presets, oracle and old files unchanged)
+    assert VGGTConfig.from_dict(json.loads(trained.to_json())) == trained
+    assert json.loads(trained.to_json())["trained_img_size"] == 224
+    for name in PRESET_NAMES:
+        assert "trained_img_size" not in get_preset(name).to_dict()
+    for bad in (0, 30, 7, True, "224"):
+        with pytest.raises(ValueError, match="trained_img_size"):
+            VGGTConfig.from_dict({**get_preset("tiny").to_dict(), "trained_img_size": bad})

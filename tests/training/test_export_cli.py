@@ -15,7 +15,7 @@ from hpe_core.vggt.checkpoints import save_model
 from hpe_core.vggt.config import get_preset
 from hpe_core.vggt.lora import apply_lora, randomize_lora_b, save_adapter
 from hpe_core.vggt.model import VGGTCamera
-from hpe_training.export.cli import main
+from hpe_training.export.cli import main, merge_adapter
 from hpe_training.export.onnx_export import verify_with_onnxruntime
 
 
@@ -100,6 +100,60 @@ def test_checkpoint_with_lora_adapter_round_trip(tmp_path, capsys):
         want_base = base(pairs)[-1][:, 1].numpy()
     np.testing.assert_allclose(got, want_adapted, atol=1e-4)
     assert np.abs(got - want_base).max() > 1e-3  # the adapter really changed the model
+
+
+def _tiny_checkpoint_and_adapter(tmp_path):
+    torch.manual_seed(6)
+    base = VGGTCamera(get_preset("tiny")).eval()
+    save_model(base, tmp_path / "ckpt")
+    peft_model = apply_lora(copy.deepcopy(base))
+    randomize_lora_b(peft_model, std=0.05, generator=torch.Generator().manual_seed(0))
+    save_adapter(peft_model, tmp_path / "adapter")
+    return base, tmp_path / "ckpt", tmp_path / "adapter"
+
+
+def test_merge_check_runs_at_the_export_input_size(tmp_path):
+    """The merge check runs at --input-size (issue 14: it ran at img_size, 518 px at 1B)."""
+    base, _, adapter = _tiny_checkpoint_and_adapter(tmp_path)
+    seen = []
+    base.aggregator.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape)))
+    merged, check = merge_adapter(base, adapter, 1e-4, input_size=(28, 42))
+    assert seen and set(seen) == {(2, 2, 3, 28, 42)}  # adapter model, then merged model
+    assert check["passed"] and check["input_size_hw"] == [28, 42]
+    seen.clear()
+    _, default = merge_adapter(VGGTCamera(get_preset("tiny")).eval(), adapter, 1e30)
+    assert default["input_size_hw"] == [56, 56]
+    with pytest.raises(ValueError, match="patch size"):
+        merge_adapter(VGGTCamera(get_preset("tiny")).eval(), adapter, 1e-4, input_size=(30, 28))
+
+
+def test_manifest_records_the_merge_check_input_size(tmp_path):
+    _, ckpt, adapter = _tiny_checkpoint_and_adapter(tmp_path)
+    out = tmp_path / "export"
+    assert main(["--model-dir", str(ckpt), "--adapter", str(adapter), "--output", str(out),
+                 "--input-size", "28", "28", "--tensorrt", "skip"]) == 0
+    manifest = json.loads((out / fmt.MANIFEST_FILE).read_text())
+    merge = [c for c in manifest["checks"] if c["name"] == "lora merge"]
+    assert merge and merge[0]["passed"] and merge[0]["input_size_hw"] == [28, 28]
+    assert manifest["input_size_hw"] == [28, 28]
+
+
+def test_export_defaults_to_the_trained_size(tmp_path):
+    """A checkpoint trained at 28 px (trained_img_size) exports at 28x28 without --input-size."""
+    import dataclasses
+
+    _, ckpt, adapter = _tiny_checkpoint_and_adapter(tmp_path)
+    base = VGGTCamera(get_preset("tiny")).eval()
+    base.config = dataclasses.replace(base.config, trained_img_size=28)
+    save_model(base, ckpt)
+    out = tmp_path / "export"
+    assert main(["--model-dir", str(ckpt), "--adapter", str(adapter), "--output", str(out),
+                 "--tensorrt", "skip"]) == 0
+    manifest = json.loads((out / fmt.MANIFEST_FILE).read_text())
+    assert manifest["input_size_hw"] == [28, 28]
+    assert [c["input_size_hw"] for c in manifest["checks"] if c["name"] == "lora merge"] == [[28, 28]]
+    assert manifest["model_config"]["trained_img_size"] == 28
+    assert create_estimator("onnxruntime", out).input_size == (28, 28)
 
 
 def test_preset_without_random_init_is_refused(tmp_path):

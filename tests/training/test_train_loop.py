@@ -36,7 +36,7 @@ class TinyPairs(torch.utils.data.Dataset):
     trainer seeds every sample deterministically.
     """
 
-    def __init__(self, n, seed=0, absolute=False, noise=0.05):
+    def __init__(self, n, seed=0, absolute=False, noise=0.05, size=SIZE):
         rng = np.random.default_rng(seed)
         self.items = []
         for _ in range(n):
@@ -46,12 +46,12 @@ class TinyPairs(torch.utils.data.Dataset):
             f = rng.uniform(50, 70, size=2)
             K = torch.zeros(2, 3, 3, dtype=torch.float64)
             K[:, 0, 0] = K[:, 1, 1] = torch.as_tensor(f)
-            K[:, 0, 2] = K[:, 1, 2] = SIZE / 2
+            K[:, 0, 2] = K[:, 1, 2] = size / 2
             K[:, 2, 2] = 1
-            images = torch.zeros(2, 3, SIZE, SIZE)
-            yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+            images = torch.zeros(2, 3, size, size)
+            yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
             for v in range(2):
-                cx, cy = SIZE / 2 + 40 * float(R[v, 0, 2]), SIZE / 2 + 40 * float(R[v, 1, 2])
+                cx, cy = size / 2 + 40 * float(R[v, 0, 2]), size / 2 + 40 * float(R[v, 1, 2])
                 images[v] = torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 60.0)[None] * torch.tensor(
                     [0.9, 0.6, 0.3])[:, None, None]
             self.items.append((images, R, t, K))
@@ -164,6 +164,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     state = read_checkpoint(latest_checkpoint(out)).state
     assert state["step"] == 4 and state["scheduler"]["step"] == 4
     assert (latest_checkpoint(out) / "adapter" / "adapter_config.json").is_file()
+    assert (latest_checkpoint(out) / "adapter" / "camera_head.safetensors").is_file()
     final = load_model(out / "model")
     with torch.no_grad():
         images = collate_pairs([val_set[0]])["images"]
@@ -215,3 +216,39 @@ def test_cpu_bf16_runs_the_forward_pass_in_bfloat16_and_still_learns(tmp_path):
         lambda module, args, out: seen.add(out.dtype))
     off.train()
     assert seen == {torch.float32}
+
+
+def test_final_model_records_the_size_it_was_trained_at(tmp_path):
+    """Issue 14: a model trained at 28 px (tiny preset: img_size 56) saved img_size 56 alone;
+    its config now records trained_img_size 28, with the preset's pos_embed shape."""
+    cfg = _cfg(tmp_path, "size28", image_size=28, batch_size=2, accumulation_steps=1, epochs=1, validate=False)
+    result = Trainer(cfg, TinyPairs(2, noise=0.0, size=28)).train()
+    saved = json.loads((result.final_model / "config.json").read_text())
+    assert (saved["img_size"], saved["trained_img_size"]) == (56, 28)
+    final = load_model(result.final_model)
+    assert final.config.default_input_size == 28
+    assert final.aggregator.patch_embed.pos_embed.shape == (1, 17, 64)
+
+
+def test_final_model_is_saved_without_a_deep_copy(tmp_path, monkeypatch):
+    """Issue 14: the final save deep-copied the whole (1B) model to merge LoRA into the copy."""
+    import copy
+
+    real_deepcopy = copy.deepcopy
+
+    def refuse(obj, *args, **kwargs):  # dataclasses.asdict deep-copies plain values: allowed
+        if isinstance(obj, torch.nn.Module):
+            raise AssertionError(f"copy.deepcopy of a {type(obj).__name__} while saving the final model")
+        return real_deepcopy(obj, *args, **kwargs)
+
+    cfg = _cfg(tmp_path, "nocopy", batch_size=2, accumulation_steps=1, epochs=1, validate=False)
+    trainer = Trainer(cfg, TinyPairs(2, noise=0.0))
+    trainer.train()
+    images = collate_pairs([TinyPairs(1, seed=3)[0]])["images"]
+    with torch.no_grad():
+        expected = trainer.model(images)[-1]
+    monkeypatch.setattr(copy, "deepcopy", refuse)
+    path = trainer.save_final_model()
+    with torch.no_grad():
+        assert torch.equal(trainer.model(images)[-1], expected)  # the training model is untouched
+        torch.testing.assert_close(load_model(path)(images)[-1], expected, atol=1e-5, rtol=1e-5)

@@ -168,3 +168,52 @@ def test_saved_state_round_trip_and_merge(tmp_path):
         torch.testing.assert_close(merged(images)[-1], expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         load_saved_state(build_training_model(cfg), {k: v for k, v in list(state.items())[1:]}, cfg)
+
+
+def test_training_records_the_trained_size_without_changing_shapes():
+    """Issue 14: the config of a model trained at image_size records it (trained_img_size);
+    img_size, which sets the positional-embedding shape, stays the preset's."""
+    for mode in ("lora", "full"):
+        model = build_base_model(_cfg(mode, image_size=28))
+        assert (model.config.img_size, model.config.trained_img_size, model.config.default_input_size) == \
+            (56, 28, 28)
+        assert model.aggregator.patch_embed.pos_embed.shape == (1, 4 * 4 + 1, 64)
+    assert get_preset("tiny").trained_img_size is None  # the preset itself is untouched
+
+
+def test_lora_checkpoints_of_the_modules_to_save_layout_still_resume():
+    """Before issue 14 the trained head was peft's modules_to_save copy; its checkpoint keys
+    (...camera_head.modules_to_save.default.X) load into the head trained in place."""
+    cfg = _cfg("lora")
+    module = build_training_model(cfg)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    state = saved_state(module, cfg)
+    legacy = {k.replace("camera_head.", "camera_head.modules_to_save.default."): v for k, v in state.items()}
+    assert any("modules_to_save" in k for k in legacy)
+    fresh = build_training_model(cfg)
+    load_saved_state(fresh, legacy, cfg)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in state.items())
+
+
+def test_deployable_state_merges_without_copying_or_changing_the_model(tmp_path):
+    from hpe_core.vggt.checkpoints import load_model, save_state_dict
+    from hpe_training.train.modes import deployable_state
+
+    cfg = _cfg("lora", image_size=28)
+    module = build_training_model(cfg)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    images = torch.rand(1, 2, 3, 28, 28)
+    with torch.no_grad():
+        expected = module(images)[-1]
+    config, state = deployable_state(module)
+    assert config.trained_img_size == 28
+    save_state_dict(config, state, tmp_path / "model")
+    with torch.no_grad():
+        assert torch.equal(module(images)[-1], expected)  # still the unmerged training model
+        torch.testing.assert_close(load_model(tmp_path / "model")(images)[-1], expected, atol=1e-5, rtol=1e-5)
