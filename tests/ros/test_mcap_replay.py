@@ -17,13 +17,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from hpe_ros.bag import Recorder, read_mcap, replay  # noqa: E402
 from hpe_ros.msg import HeadPoseArray  # noqa: E402
 from node_harness import Client, NodeProcess, wait_for  # noqa: E402
+
+RELIABLE_REPLAY_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 pytestmark = pytest.mark.ros
 
@@ -64,9 +66,10 @@ def outputs_by_stamp(messages) -> dict:
     return out
 
 
-def start_node(tiny_model, tmp_path, name):
+def start_node(tiny_model, tmp_path, name, image_qos="sensor_data"):
     return NodeProcess({"estimator": "vggt", "model_path": str(tiny_model), "anchors.dir": str(tmp_path / "anchors"),
-                        "detection.every_n_frames": 1, "max_frame_age_s": 0.0}, tmp_path / f"{name}.log",
+                        "detection.every_n_frames": 1, "max_frame_age_s": 0.0, "image_qos": image_qos},
+                       tmp_path / f"{name}.log",
                        remaps={"image": "/test_cam/image", "camera_info": "/test_cam/camera_info"})
 
 
@@ -98,17 +101,19 @@ def test_replayed_bag_gives_the_live_outputs(tiny_model, tmp_path):
     recorded = read_mcap(bag)
     assert sum(m.topic == "/test_cam/image" for m in recorded) == N_FRAMES
 
-    # --- run 2: replay into a fresh node
-    node = start_node(tiny_model, tmp_path, "replay")
+    # --- run 2: replay into a fresh node. Reliable QoS on both sides: a best-effort 900 KB image
+    # lost on a loaded machine (one in about three full test runs) would make the outputs differ
+    # for a reason that is not the replay's (the live run waits for each frame's answer instead).
+    node = start_node(tiny_model, tmp_path, "replay", image_qos="reliable")
     client = Client(camera_ns="/unused")
     try:
         assert wait_for(lambda: client.sub_heads.get_publisher_count() > 0, 90.0), node.log()
         executor = SingleThreadedExecutor(context=client.context)
-        probe = client.node.create_publisher(Image, "/test_cam/image", qos_profile_sensor_data)
+        probe = client.node.create_publisher(Image, "/test_cam/image", RELIABLE_REPLAY_QOS)
         assert wait_for(lambda: probe.get_subscription_count() > 0, 30.0)
         client.node.destroy_publisher(probe)
         types = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo}
-        qos = {"/test_cam/image": qos_profile_sensor_data, "/test_cam/camera_info": qos_profile_sensor_data}
+        qos = {"/test_cam/image": RELIABLE_REPLAY_QOS, "/test_cam/camera_info": RELIABLE_REPLAY_QOS}
         client.executor.remove_node(client.node)
         executor.add_node(client.node)
         assert replay(client.node, executor, recorded, types, qos, speed=0.5) == len(recorded)
