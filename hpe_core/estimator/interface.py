@@ -333,11 +333,7 @@ class RelativePoseEstimator(PoseEstimator):
         Returns:
             :class:`RelativePose` with K entries, in the order of ``anchor_features``.
         """
-        self.check_features(anchor_features)
-        query = crops_to_float(np.asarray(query_crop)[None], self.input_size)
-        query_tokens = self._embed(query)
-        encoding = self._query_pose_encoding(anchor_features.patch_tokens, query_tokens)
-        return RelativePose.from_pose_encoding(np.asarray(encoding))
+        return self.estimate_batch([EstimateRequest(anchor_features, query_crop, camera)])[0]
 
     def estimate_batch(self, requests: Sequence[EstimateRequest]) -> list[RelativePose]:
         """Every face of a frame: the F queries embedded in one call, then all ``sum(K_f)``

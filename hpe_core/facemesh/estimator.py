@@ -288,7 +288,3 @@ class FaceMeshEstimator(PoseEstimator):
                               [q.points_m for q in queries], [q.visibility for q in queries], self._weights)
         return [replace(pose, query_landmarks_px=np.asarray(q.landmarks_px[:, :2], dtype=np.float64).copy()
                         if q.face_score >= 0.5 else None) for pose, q in zip(poses, queries)]
-
-    def relative_to(self, anchor_values: FloatArray, query: MeshObservation) -> RelativePose:
-        """Relative poses of an observed query against ``[K, 478, 4]`` anchor features."""
-        return relative_fit(anchor_values, query.points_m, query.visibility, self._weights)
