@@ -160,13 +160,25 @@ class Rep155Publisher:
         from hri_msgs.msg import FacialLandmarks, NormalizedRegionOfInterest2D
         from sensor_msgs.msg import Image
 
+        from rclpy.event_handler import PublisherEventCallbacks
+
         base = f"/humans/faces/{face_id}"
         node = self._node
+
+        def publisher(msg_type, topic: str, qos):
+            # Made and destroyed by the frame worker, not the executor's thread: without event
+            # handlers (rclpy's default incompatible-QoS one is a waitable), the executor never
+            # holds these publishers, so destroying one cannot race its wait set (that race
+            # killed the node: "InvalidHandle: cannot use Destroyable because destruction was
+            # requested" in the executor's add_to_wait_set).
+            return node.create_publisher(msg_type, topic, qos,
+                                         event_callbacks=PublisherEventCallbacks(use_default_callbacks=False))
+
         pubs = _FacePublishers(
-            roi=node.create_publisher(NormalizedRegionOfInterest2D, f"{base}/roi", REP155_QOS),
-            cropped=node.create_publisher(Image, f"{base}/cropped", FACE_IMAGE_QOS),
-            aligned=node.create_publisher(Image, f"{base}/aligned", FACE_IMAGE_QOS),
-            landmarks=node.create_publisher(FacialLandmarks, f"{base}/landmarks", REP155_QOS),
+            roi=publisher(NormalizedRegionOfInterest2D, f"{base}/roi", REP155_QOS),
+            cropped=publisher(Image, f"{base}/cropped", FACE_IMAGE_QOS),
+            aligned=publisher(Image, f"{base}/aligned", FACE_IMAGE_QOS),
+            landmarks=publisher(FacialLandmarks, f"{base}/landmarks", REP155_QOS),
             last_seen_s=stamp_s)
         self._faces[face_id] = pubs
         return pubs
