@@ -154,6 +154,10 @@ class HeadEstimate:
         keyframe_added: id of a keyframe anchor made from this frame, if any.
         source: ``"estimated"``, ``"bootstrapped"`` (the pose is a fresh bootstrap anchor's) or
             ``"no_anchor"``.
+        expected_error_deg: the expected rotation error of ``pose_cam``, degrees (from the
+            estimators' fitted error models, the anchors' own uncertainty and the estimates'
+            disagreement; :mod:`hpe_core.error_model`); ``nan`` without a pose. ``confidence``
+            is derived from it (:func:`hpe_core.error_model.confidence_from_expected_error`).
     """
 
     track_id: int
@@ -168,6 +172,7 @@ class HeadEstimate:
     facing_angle_deg: float
     keyframe_added: Optional[str]
     source: str
+    expected_error_deg: float = float("nan")
 
 
 @dataclass(frozen=True)

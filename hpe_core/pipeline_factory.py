@@ -94,6 +94,7 @@ class PipelineSettings:
 ESTIMATORS = {
     "facemesh": "MediaPipe face mesh + iris (real-face pretrained), rigid fit of 3-D landmarks; CPU",
     "vggt": "our VGGT relative-pose model on the chosen backend (onnxruntime, torch, tensorrt)",
+    "fused": "VGGT and the face mesh on every face, their estimates fused by their fitted error models",
 }
 
 
