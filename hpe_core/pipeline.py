@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hpe_core.anchors.anchor import Anchor, AnchorSource, check_pose
-from hpe_core.anchors.consensus import ConsensusParams, FusedPose, fuse_relative_estimates
+from hpe_core.anchors.consensus import ConsensusParams, EstimateErrors, FusedPose, fuse_relative_estimates
 from hpe_core.anchors.features import anchor_features
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.pool import AnchorPool
@@ -44,6 +44,7 @@ from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionSched
 from hpe_core.detection.types import FaceDetector
 from hpe_core.aligned_crop import aligned_crop
 from hpe_core.crop_camera import CropCamera
+from hpe_core.error_model import ErrorModels, HopErrorModel
 from hpe_core.estimator.interface import EstimateRequest, PoseEstimator, RelativePose
 from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.transforms import make_transform
@@ -158,6 +159,9 @@ class HeadEstimate:
             estimators' fitted error models, the anchors' own uncertainty and the estimates'
             disagreement; :mod:`hpe_core.error_model`); ``nan`` without a pose. ``confidence``
             is derived from it (:func:`hpe_core.error_model.confidence_from_expected_error`).
+        fused: the fusion's details (every estimate, its anchor, gap, weight and expected
+            error), for diagnostics and ``hpe-eval errors``; ``None`` without an estimate.
+        relative: the estimator's raw output for this face, or ``None``.
     """
 
     track_id: int
@@ -173,6 +177,8 @@ class HeadEstimate:
     keyframe_added: Optional[str]
     source: str
     expected_error_deg: float = float("nan")
+    fused: Optional[FusedPose] = field(default=None, repr=False, compare=False)
+    relative: Optional[RelativePose] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,12 @@ def frontal_pose_from_box(box_xyxy: Sequence[float], K: FloatArray,
     R = np.eye(3) if rotation_virtual is None else np.asarray(rotation_virtual, dtype=np.float64)
     T_virt = make_transform(R, R_virt_from_cam @ position)
     return head_pose_virtual_to_cam(T_virt, R_virt_from_cam)
+
+
+def face_size_px(box_xyxy: Sequence[float]) -> float:
+    """The longer side of a face box, pixels (a feature of the error models)."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    return max(x1 - x0, y1 - y0, 1.0)
 
 
 def facing_angle_deg(pose_cam: FloatArray) -> float:
@@ -401,7 +413,9 @@ class HeadPosePipeline:
             anchors = self.pool.anchors(person)
             if anchors:
                 prior = self._last_rotation.get(person, anchors[0].rotation_cam)
-                pending.append((i, person, list(self.pool.select(person, prior, view.virtual_from_cam).anchors)))
+                pending.append((i, person, list(self.pool.select(
+                    person, prior, view.virtual_from_cam,
+                    expected_error=self._anchor_error_function(view, prior)).anchors)))
             else:
                 heads[i] = self._first_sight(view, person, stamp_s)
         t0 = time.perf_counter()
@@ -427,29 +441,103 @@ class HeadPosePipeline:
         if self.config.bootstrap == "none":
             return self._head(view, person, None, 0.0, (), float("nan"), None, "no_anchor")
         pose, estimated = self._initial_pose(view)
+        uncertainty = ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG if estimated else BOOTSTRAP_UNCERTAINTY_DEG
         anchor = self.pool.add_bootstrapped(
-            person, view.crop, pose, view.virtual_from_cam,
-            uncertainty_deg=ABSOLUTE_BOOTSTRAP_UNCERTAINTY_DEG if estimated else BOOTSTRAP_UNCERTAINTY_DEG,
+            person, view.crop, pose, view.virtual_from_cam, uncertainty_deg=uncertainty,
             created_at=stamp_s, crop_from_cam=view.camera.crop_from_cam)
         self._last_rotation[person] = pose[:3, :3]
-        return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped")
+        return self._head(view, person, pose, 0.3, (anchor.anchor_id,), 0.0, None, "bootstrapped",
+                          expected_error_deg=uncertainty)
 
     def _estimated_head(self, view: _FaceView, person: str, chosen: list[Anchor], rel: RelativePose,
                         stamp_s: float) -> HeadEstimate:
         """Fuse one face's relative poses into its head pose; maybe add a keyframe."""
         self._remember_mesh_landmarks(view, rel)
-        fused = fuse_relative_estimates(chosen, rel.rotation, rel.translation, view.virtual_from_cam,
-                                        self.config.consensus)
+        per_estimate = [chosen[j] for j in rel.anchor_indices(len(chosen))]
+        fused = fuse_relative_estimates(per_estimate, rel.rotation, rel.translation, view.virtual_from_cam,
+                                        self.config.consensus, self._estimate_errors(view, rel))
         self._last_rotation[person] = fused.rotation_cam
-        decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s,
-                                                crop_from_cam=view.camera.crop_from_cam)
-        keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
+        keyframe = None
+        if self._keyframe_helps(view, person, fused):
+            decision = self.pool.maybe_add_keyframe(person, view.crop, fused, created_at=stamp_s,
+                                                    crop_from_cam=view.camera.crop_from_cam)
+            keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
         return self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
-                          fused.nearest_gap_deg, keyframe, "estimated", fused)
+                          fused.nearest_gap_deg, keyframe, "estimated", fused, relative=rel)
+
+    # ------------------------------------------------------------------ error models
+    def _error_models(self) -> Optional[ErrorModels]:
+        models = getattr(self.estimator, "error_models", None)
+        return models if isinstance(models, ErrorModels) else None
+
+    def _hop_models(self) -> dict[str, HopErrorModel]:
+        """The fitted hop models of the estimator kinds this estimator runs ({} when any is missing)."""
+        models = self._error_models()
+        if models is None:
+            return {}
+        kind = self.estimator.estimator_kind
+        kinds = ("facemesh", "vggt") if kind == "fused" else (kind,)
+        if not all(k in models.hops for k in kinds):
+            return {}
+        return {k: models.hops[k] for k in kinds}
+
+    def _estimate_errors(self, view: _FaceView, rel: RelativePose) -> Optional[EstimateErrors]:
+        """The error models of this face's estimates, or ``None`` when the estimator has none."""
+        hops = self._hop_models()
+        if not hops:
+            return None
+        sources = rel.sources if rel.sources is not None else (self.estimator.estimator_kind,) * len(rel)
+        if any(s not in hops for s in sources):
+            return None
+        models = self._error_models()
+        assert models is not None
+        return EstimateErrors(tuple(hops[s] for s in sources), tuple(sources), face_size_px(view.face.box_xyxy),
+                              rel.residual, models.heads.get(self.estimator.estimator_kind))
+
+    def _hop_error(self, view: _FaceView, gap_deg: FloatArray, yaw_deg: float) -> Optional[FloatArray]:
+        """``[N]`` expected error of one estimate per gap, the estimators combined (inverse
+        variance); ``None`` without error models."""
+        hops = self._hop_models()
+        if not hops:
+            return None
+        face = face_size_px(view.face.box_xyxy)
+        precision = sum(1.0 / m.expected_error_deg(gap_deg, face, yaw_deg) ** 2 for m in hops.values())
+        return 1.0 / np.sqrt(precision)
+
+    def _anchor_error_function(self, view: _FaceView, prior: FloatArray):
+        """For selection: the expected error of the estimate each anchor would give (its own
+        uncertainty and the hop error at its gap), or ``None`` (select by gap)."""
+        if not self._hop_models():
+            return None
+        yaw = float(yaw_pitch_roll_deg_from_matrix(view.virtual_from_cam @ prior)[0])
+
+        def expected(anchors: Sequence[Anchor], gaps_deg: FloatArray) -> FloatArray:
+            hop = self._hop_error(view, np.asarray(gaps_deg, dtype=np.float64), yaw)
+            u = np.array([a.accumulated_uncertainty_deg for a in anchors])
+            return np.sqrt(u ** 2 + hop ** 2)
+        return expected
+
+    def _keyframe_helps(self, view: _FaceView, person: str, fused: FusedPose) -> bool:
+        """Whether a keyframe at this estimate would help later frames: a head turning on by
+        ``keyframe_min_gap_deg`` beyond it is expected to be better estimated from the keyframe
+        (its expected error and one short hop) than from the anchor it would come from (that
+        anchor's uncertainty and the longer hop). Always true without error models (the pool's
+        rules alone decide)."""
+        if not self._hop_models() or not math.isfinite(fused.expected_error_deg):
+            return True
+        parent = next((a for a in self.pool.anchors(person) if a.anchor_id == fused.nearest_anchor_id), None)
+        if parent is None:
+            return True
+        step = self.config.policy.keyframe_min_gap_deg
+        hop = self._hop_error(view, np.array([step, fused.nearest_gap_deg + step]), fused.query_yaw_deg)
+        via_keyframe = math.hypot(fused.expected_error_deg, float(hop[0]))
+        via_parent = math.hypot(parent.accumulated_uncertainty_deg, float(hop[1]))
+        return via_keyframe < via_parent
 
     def _head(self, view: _FaceView, person: str, pose: Optional[FloatArray], confidence: float,
               anchor_ids: tuple[str, ...], gap_deg: float, keyframe: Optional[str], source: str,
-              fused: Optional[FusedPose] = None) -> HeadEstimate:
+              fused: Optional[FusedPose] = None, expected_error_deg: Optional[float] = None,
+              relative: Optional[RelativePose] = None) -> HeadEstimate:
         if pose is None:
             ypr, angle = None, float("nan")
         else:
@@ -460,7 +548,10 @@ class HeadPosePipeline:
             pose_cam=pose, confidence=float(confidence), anchor_ids=tuple(anchor_ids),
             nearest_gap_deg=float(gap_deg), yaw_pitch_roll_deg=ypr,
             facing_camera=bool(pose is not None and angle <= self.config.facing_cone_deg),
-            facing_angle_deg=angle, keyframe_added=keyframe, source=source)
+            facing_angle_deg=angle, keyframe_added=keyframe, source=source,
+            expected_error_deg=(float("nan") if pose is None else float(expected_error_deg) if expected_error_deg is not None
+                                else float(fused.expected_error_deg) if fused is not None else float("nan")),
+            fused=fused, relative=relative)
 
     # ------------------------------------------------------------------ requests
     def capture_anchor(self, track_id: Optional[int] = None,

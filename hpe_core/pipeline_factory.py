@@ -98,20 +98,58 @@ ESTIMATORS = {
 }
 
 
-def build_estimator(settings: PipelineSettings) -> PoseEstimator:
-    """The estimator of ``settings`` (raises ``ModelNotFoundError`` / backend errors)."""
-    if settings.estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {settings.estimator!r}; choose one of {sorted(ESTIMATORS)}")
-    if settings.estimator == "facemesh":
-        from hpe_core.facemesh.estimator import FaceMeshEstimator
+#: Where the face mesh's fitted error model lives (``hpe-eval errors`` writes it).
+FACEMESH_ERROR_MODEL_DIR = Path(__file__).resolve().parent / "facemesh"
 
-        return FaceMeshEstimator(workers=settings.facemesh_workers)
+
+def vggt_model_root(settings: PipelineSettings) -> Path:
+    """The VGGT model directory the settings name (the one holding ``torch/`` and ``onnx/``, or
+    the backend's own directory), where its ``error_model.json`` is kept."""
+    return Path(settings.model_path).expanduser() if settings.model_path else DEFAULT_MODEL_DIR
+
+
+def estimator_error_models(settings: PipelineSettings):
+    """The fitted error models of the settings' estimator (:mod:`hpe_core.error_model`): the
+    face mesh's file, the VGGT model's file (in the model directory or its backend
+    subdirectory), or both for ``fused``; empty where none were fitted."""
+    from hpe_core.error_model import load_error_models
+
+    dirs: list[Optional[Path]] = []
+    if settings.estimator in ("facemesh", "fused"):
+        dirs.append(FACEMESH_ERROR_MODEL_DIR)
+    if settings.estimator in ("vggt", "fused"):
+        root = vggt_model_root(settings)
+        dirs += [root, root / ("torch" if settings.backend == "torch" else "onnx")]
+    return load_error_models(*dirs)
+
+
+def _vggt_estimator(settings: PipelineSettings):
     options = {}
     if settings.backend == "tensorrt" and settings.engine_cache_dir:
         options["cache_dir"] = settings.engine_cache_dir
     model_dir = resolve_model_dir(settings.backend, settings.model_path)
     return create_estimator(settings.backend, model_dir, device=settings.device,
                             precision=settings.precision, **options)
+
+
+def build_estimator(settings: PipelineSettings) -> PoseEstimator:
+    """The estimator of ``settings`` with its fitted error models (raises
+    ``ModelNotFoundError`` / backend errors, ``ValueError`` for a malformed error model file)."""
+    if settings.estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {settings.estimator!r}; choose one of {sorted(ESTIMATORS)}")
+    estimator: PoseEstimator
+    if settings.estimator in ("facemesh", "fused"):
+        from hpe_core.facemesh.estimator import FaceMeshEstimator
+
+        estimator = FaceMeshEstimator(workers=settings.facemesh_workers)
+        if settings.estimator == "fused":
+            from hpe_core.estimator.fused import FusedEstimator
+
+            estimator = FusedEstimator(estimator, _vggt_estimator(settings))
+    else:
+        estimator = _vggt_estimator(settings)
+    estimator.error_models = estimator_error_models(settings)
+    return estimator
 
 
 def mtcnn_last_threshold(threshold: float) -> float:

@@ -34,6 +34,20 @@ Outputs for the caller:
   model ``hop_base + hop_slope * gap`` is a linear fit to the VGGT-HPE BIWI numbers (about
   0.96 deg at a 3.8 deg gap, 8.87 deg at about 70 deg: base 0.5 deg, slope 0.12 deg/deg).
 
+With fitted error models (:class:`EstimateErrors`, :mod:`hpe_core.error_model`) the weights and
+the expected error come from them instead: each estimate's expected error is
+``e_i = sqrt(U_i^2 + hop_i^2)`` with ``hop_i`` its estimator's fitted model at its gap, the face's
+size, the query's yaw and the estimator's own residual; the weight is ``quality / e_i^2``; the
+pose's ``expected_error_deg`` is :func:`~hpe_core.error_model.combine_expected_errors` of the
+``e_i`` (estimates of one estimator correlated, different estimators independent, grown by the
+estimates' scatter beyond their expected errors) through the setting's head calibration; the
+confidence is derived from it. Without error models (a model without an ``error_model.json``)
+``expected_error_deg`` is ``accumulated_uncertainty_deg`` below and the confidence the
+heuristic below.
+
+An estimator may give several estimates per anchor (the fused estimator: one per estimator);
+``anchors`` then repeats each anchor once per estimate.
+
 Default scales: with a 5/30 deg disagreement/gap scale a keyframe at the default 15 deg
 keyframe gap could hardly reach the default 0.7 keyframe confidence (exp(-10/30) = 0.72 before
 any disagreement), so the defaults are 10 deg and 60 deg: a clean estimate 15 deg from its
@@ -51,6 +65,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from hpe_core.anchors.anchor import Anchor, check_rotation
+from hpe_core.error_model import (HeadCalibration, HopErrorModel, combine_expected_errors,
+                                  confidence_from_expected_error)
+from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.averaging import average_transforms, geodesic_median_rotation
 from hpe_core.geometry.rotations import geodesic_angle_deg
 from hpe_core.geometry.transforms import make_transform
@@ -106,6 +123,40 @@ class ConsensusParams:
 
 
 @dataclass(frozen=True)
+class EstimateErrors:
+    """What the fusion needs to state the expected error of M estimates (module docstring).
+
+    Attributes:
+        hop_models: ``[M]`` the fitted model of the estimator that made each estimate.
+        sources: ``[M]`` the estimator kind of each (estimates of one kind are correlated).
+        face_px: the face box's longer side in the source image, pixels.
+        residuals: ``[M]`` each estimate's own error signal (``RelativePose.residual``) or ``None``.
+        head_calibration: the setting's :class:`HeadCalibration`, or ``None`` (raw combination).
+    """
+
+    hop_models: tuple[HopErrorModel, ...]
+    sources: tuple[str, ...]
+    face_px: float
+    residuals: Optional[FloatArray] = None
+    head_calibration: Optional[HeadCalibration] = None
+
+    def hop_error_deg(self, gaps_deg: FloatArray, yaw_deg: FloatArray) -> FloatArray:
+        """``[M]`` expected error of each estimate at its gap and query yaw (degrees)."""
+        out = np.empty(len(self.hop_models))
+        residuals = self.residuals if self.residuals is not None else np.full(len(out), np.nan)
+        for model in dict.fromkeys(self.hop_models):
+            idx = np.array([m is model for m in self.hop_models])
+            out[idx] = model.expected_error_deg(np.asarray(gaps_deg)[idx], self.face_px,
+                                                np.broadcast_to(yaw_deg, out.shape)[idx], residuals[idx])
+        return out
+
+
+def _yaw_deg(R_virt: FloatArray) -> FloatArray:
+    """``[K]`` yaw (degrees, BIWI convention) of ``[K, 3, 3]`` head rotations in their virtual cameras."""
+    return np.asarray(yaw_pitch_roll_deg_from_matrix(R_virt), dtype=np.float64).reshape(-1, 3)[:, 0]
+
+
+@dataclass(frozen=True)
 class FusedPose:
     """The query head pose fused over K anchors.
 
@@ -127,6 +178,14 @@ class FusedPose:
         query_virtual_from_cam: ``[3, 3]`` the query crop's ``R_virt_from_cam``.
         per_anchor_poses_cam: ``[K, 4, 4]`` the query pose implied by each anchor (real
             camera frame), before fusion.
+        expected_error_deg: the stated expected rotation error of ``pose_cam`` (degrees).
+        estimate_expected_deg: ``[K]`` each estimate's expected error ``sqrt(U^2 + hop^2)``.
+        sources: ``[K]`` the estimator kind of each estimate (``()`` when not known).
+        query_yaw_deg: the fused pose's yaw in the query's virtual camera (degrees).
+        raw_expected_error_deg: :func:`~hpe_core.error_model.combine_expected_errors` before
+            the head calibration (``nan`` without error models).
+        estimate_anchor_ids: ``[K]`` the anchor of each estimate (``anchor_ids`` holds each
+            anchor once; with one estimate per anchor the two are equal).
     """
 
     pose_cam: FloatArray
@@ -143,6 +202,12 @@ class FusedPose:
     accumulated_uncertainty_deg: float
     query_virtual_from_cam: FloatArray
     per_anchor_poses_cam: FloatArray
+    expected_error_deg: float = float("nan")
+    estimate_expected_deg: Optional[FloatArray] = None
+    sources: tuple[str, ...] = ()
+    query_yaw_deg: float = float("nan")
+    raw_expected_error_deg: float = float("nan")
+    estimate_anchor_ids: tuple[str, ...] = ()
 
     @property
     def rotation_cam(self) -> FloatArray:
@@ -167,6 +232,7 @@ def fuse_relative_estimates(
     rel_translations: ArrayLike,
     query_virtual_from_cam: Optional[ArrayLike] = None,
     params: ConsensusParams = ConsensusParams(),
+    errors: Optional[EstimateErrors] = None,
 ) -> FusedPose:
     """Compose each relative estimate with its anchor and fuse them (module docstring).
 
@@ -178,7 +244,8 @@ def fuse_relative_estimates(
             ``RelativePose.translation``.
         query_virtual_from_cam: ``[3, 3]`` ``R_virt_from_cam`` of the query crop; identity
             when ``None`` (crop centred on the optical axis).
-        params: weighting and confidence scales.
+        params: weighting and confidence scales (used without ``errors``).
+        errors: fitted error models of the K estimates (module docstring), or ``None``.
 
     Returns:
         :class:`FusedPose`.
@@ -201,30 +268,51 @@ def fuse_relative_estimates(
     quality = np.array([a.quality for a in anchors])
     uncertainty = np.array([a.accumulated_uncertainty_deg for a in anchors])
     R_anchor_virt = T_anchor_virt[:, :3, :3]
+    if errors is not None and len(errors.hop_models) != k:
+        raise ValueError(f"errors describe {len(errors.hop_models)} estimates, not {k}")
+
+    def expected_of(gaps_deg: FloatArray, yaw_deg: FloatArray) -> FloatArray:
+        if errors is None:
+            return uncertainty + params.hop_error_deg(gaps_deg)
+        return np.sqrt(uncertainty ** 2 + errors.hop_error_deg(gaps_deg, yaw_deg) ** 2)
+
+    def weights_of(gaps_deg: FloatArray, yaw_deg: FloatArray) -> FloatArray:
+        if errors is None:
+            return _normalised(params.weight(quality, gaps_deg, uncertainty))
+        return _normalised(quality / np.maximum(expected_of(gaps_deg, yaw_deg), 1e-6) ** 2)
 
     # Pass 1: gaps as predicted by the network (angle of each T_rel); a coarse robust
     # rotation median is enough to re-measure the gaps.
     gaps = np.asarray(geodesic_angle_deg(R_rel, np.eye(3)[None]), dtype=np.float64)
-    weights = _normalised(params.weight(quality, gaps, uncertainty))
+    weights = weights_of(gaps, _yaw_deg(T_query_virt[:, :3, :3]))
     coarse = geodesic_median_rotation(T_query_cam[:, :3, :3], weights, max_iterations=20, tolerance_rad=1e-5)
     # Pass 2: gaps between each anchor and that estimate; final robust fusion.
-    gaps = np.asarray(geodesic_angle_deg(R_anchor_virt, (R_vq @ coarse.rotation)[None]), dtype=np.float64)
-    weights = _normalised(params.weight(quality, gaps, uncertainty))
+    R_coarse_virt = R_vq @ coarse.rotation
+    gaps = np.asarray(geodesic_angle_deg(R_anchor_virt, R_coarse_virt[None]), dtype=np.float64)
+    weights = weights_of(gaps, _yaw_deg(R_coarse_virt[None]))
     fused = average_transforms(T_query_cam, weights, robust=True, tolerance_rad=1e-6)
     R_fused_virt = R_vq @ fused.transform[:3, :3]
     gaps = np.asarray(geodesic_angle_deg(R_anchor_virt, R_fused_virt[None]), dtype=np.float64)
+    query_yaw = float(_yaw_deg(R_fused_virt[None])[0])
 
     residuals = np.asarray(fused.rotation_residuals_deg, dtype=np.float64)
-    expected = uncertainty + params.hop_error_deg(gaps)  # [K] expected error of each estimate
+    expected = expected_of(gaps, np.full(k, query_yaw))  # [K] expected error of each estimate
     disagreement = float(np.sum(weights * residuals)) if k > 1 else 0.0
     excess = float(np.sum(weights * np.maximum(0.0, residuals - expected))) if k > 1 else 0.0
     nearest = int(np.argmin(gaps))
     nearest_gap = float(gaps[nearest])
-    uncertainty_out = float(np.sum(weights * expected)) + excess
+    if errors is None:
+        raw = float("nan")
+        stated = float(np.sum(weights * expected)) + excess
+    else:
+        raw = combine_expected_errors(expected, errors.sources, weights, residuals)
+        stated = errors.head_calibration(raw) if errors.head_calibration is not None else raw
+    uncertainty_out = stated
     return FusedPose(
         pose_cam=fused.transform,
-        confidence=params.confidence(excess, nearest_gap),
-        anchor_ids=tuple(a.anchor_id for a in anchors),
+        confidence=(params.confidence(excess, nearest_gap) if errors is None
+                    else confidence_from_expected_error(stated)),
+        anchor_ids=tuple(dict.fromkeys(a.anchor_id for a in anchors)),
         nearest_anchor_id=anchors[nearest].anchor_id,
         nearest_gap_deg=nearest_gap,
         gaps_deg=gaps,
@@ -236,4 +324,10 @@ def fuse_relative_estimates(
         accumulated_uncertainty_deg=uncertainty_out,
         query_virtual_from_cam=R_vq.copy(),
         per_anchor_poses_cam=T_query_cam,
+        expected_error_deg=float(stated),
+        estimate_expected_deg=expected,
+        sources=tuple(errors.sources) if errors is not None else (),
+        query_yaw_deg=query_yaw,
+        raw_expected_error_deg=raw,
+        estimate_anchor_ids=tuple(a.anchor_id for a in anchors),
     )

@@ -182,10 +182,13 @@ class AnchorPool:
         rotation_cam: ArrayLike,
         query_virtual_from_cam: Optional[ArrayLike] = None,
         k: Optional[int] = None,
+        expected_error=None,
     ) -> AnchorSelection:
-        """The track's K anchors nearest to ``rotation_cam`` (``[3, 3]`` ``R_cam_from_head``);
-        see :func:`hpe_core.anchors.selection.select_anchors`."""
-        return select_anchors(self.anchors(track_id), rotation_cam, self._policy, query_virtual_from_cam, k)
+        """The track's K anchors nearest to ``rotation_cam`` (``[3, 3]`` ``R_cam_from_head``), or
+        expected to give the best estimates (``expected_error``); see
+        :func:`hpe_core.anchors.selection.select_anchors`."""
+        return select_anchors(self.anchors(track_id), rotation_cam, self._policy, query_virtual_from_cam, k,
+                              expected_error)
 
     # ------------------------------------------------------------------ adding
     def add_calibrated(
@@ -285,11 +288,10 @@ class AnchorPool:
             if fused.accumulated_uncertainty_deg > p.max_accumulated_uncertainty_deg:
                 return KeyframeDecision(False, KEYFRAME_TOO_UNCERTAIN, nearest_gap_deg=nearest_gap)
             # Parents: the primary one first, then the other used anchors by fusion weight.
-            others = [
-                (float(w), aid)
-                for w, aid in zip(fused.weights, fused.anchor_ids)
-                if aid != parent.anchor_id and aid in by_id
-            ]
+            weight_of: dict[str, float] = {}
+            for w, aid in zip(fused.weights, fused.estimate_anchor_ids or fused.anchor_ids):
+                weight_of[aid] = weight_of.get(aid, 0.0) + float(w)
+            others = [(w, aid) for aid, w in weight_of.items() if aid != parent.anchor_id and aid in by_id]
             parent_ids = (parent.anchor_id,) + tuple(aid for _, aid in sorted(others, key=lambda x: -x[0]))
             try:
                 anchor = self._keyframe_anchor(track_id, crop, fused, created_at, parent_ids, depth, crop_from_cam)

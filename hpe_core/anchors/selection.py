@@ -17,7 +17,7 @@ shallower chain depth, then the id (deterministic).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -85,8 +85,10 @@ def select_anchors(
     policy: AnchorPolicy,
     query_virtual_from_cam: Optional[ArrayLike] = None,
     k: Optional[int] = None,
+    expected_error: Optional[Callable[[Sequence[Anchor], NDArray[np.float64]], NDArray[np.float64]]] = None,
 ) -> AnchorSelection:
-    """The ``k`` anchors nearest in rotation, calibrated ones preferred (module docstring).
+    """The ``k`` anchors nearest in rotation, calibrated ones preferred (module docstring);
+    with ``expected_error`` the ``k`` whose estimates are expected to be best.
 
     Args:
         anchors: candidate anchors (one track's pool).
@@ -94,6 +96,10 @@ def select_anchors(
         policy: supplies ``anchors_per_estimate`` and ``prefer_calibrated_within_deg``.
         query_virtual_from_cam: ``[3, 3]`` query crop's ``R_virt_from_cam``, if known.
         k: how many to pick; ``policy.anchors_per_estimate`` by default.
+        expected_error: ``(anchors, gaps_deg [N]) -> [N]`` the expected rotation error (degrees)
+            of the estimate each anchor would give (its own uncertainty and the estimator's
+            fitted hop error at its gap, :mod:`hpe_core.error_model`); anchors are then ordered
+            by it instead of by the gap (calibrated ones within the preference gap still first).
 
     Returns:
         :class:`AnchorSelection` with ``min(k, len(anchors))`` anchors.
@@ -102,11 +108,14 @@ def select_anchors(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     gaps = rotation_gaps_deg(anchors, rotation_cam, query_virtual_from_cam)
+    score = gaps if expected_error is None or len(anchors) == 0 else np.asarray(expected_error(anchors, gaps), dtype=np.float64)
+    if score.shape != gaps.shape:
+        raise ValueError(f"expected_error gave {score.shape} values for {gaps.shape[0]} anchors")
 
     def key(i: int) -> tuple[int, int, float, int, str]:
         a = anchors[i]
         preferred = a.source is AnchorSource.CALIBRATED and gaps[i] <= policy.prefer_calibrated_within_deg
-        return (0 if preferred else 1, round(float(gaps[i]) / GAP_TIE_DEG), -a.quality, a.chain_depth, a.anchor_id)
+        return (0 if preferred else 1, round(float(score[i]) / GAP_TIE_DEG), -a.quality, a.chain_depth, a.anchor_id)
 
     order = sorted(range(len(anchors)), key=key)[:k]
     return AnchorSelection(tuple(anchors[i] for i in order), gaps[order].copy())

@@ -72,6 +72,11 @@ class RelativePose:
         query_landmarks_px: ``[L, 2]`` float64 dense landmarks of the query in its crop's
             pixels (the face mesh: its 478 points, when it saw a face), or ``None``; one set
             for the query, not one per anchor.
+        anchor_index: ``[M]`` int, which of the request's K anchors each of the M estimates is
+            relative to, when an estimator gives more than one estimate per anchor (the fused
+            estimator: one per estimator); ``None`` means ``M == K`` in anchor order.
+        sources: ``[M]`` the estimator kind (``facemesh``, ``vggt``) of each estimate, or
+            ``None`` (all the estimator's own kind).
     """
 
     rotation: NDArray[np.float64]
@@ -80,6 +85,8 @@ class RelativePose:
     pose_encoding: Optional[NDArray[np.float64]] = None
     residual: Optional[NDArray[np.float64]] = None
     query_landmarks_px: Optional[NDArray[np.float64]] = None
+    anchor_index: Optional[NDArray[np.int64]] = None
+    sources: Optional[tuple[str, ...]] = None
 
     def __post_init__(self) -> None:
         k = self.rotation.shape[0]
@@ -100,6 +107,21 @@ class RelativePose:
         landmarks = self.query_landmarks_px
         if landmarks is not None and (landmarks.ndim != 2 or landmarks.shape[1] != 2):
             raise ValueError(f"RelativePose.query_landmarks_px must be [L, 2], got {landmarks.shape}")
+        if self.anchor_index is not None and (self.anchor_index.shape != (k,) or np.any(self.anchor_index < 0)):
+            raise ValueError(f"RelativePose.anchor_index must be [{k}] non-negative ints, got {self.anchor_index!r}")
+        if self.sources is not None and len(self.sources) != k:
+            raise ValueError(f"RelativePose.sources must name {k} estimates, got {len(self.sources)}")
+
+    def anchor_indices(self, n_anchors: int) -> NDArray[np.int64]:
+        """``[M]`` the anchor of each estimate (``anchor_index``, or ``0..K-1``); raises
+        ``ValueError`` when it does not fit ``n_anchors`` anchors."""
+        if self.anchor_index is None:
+            if len(self) != n_anchors:
+                raise ValueError(f"{len(self)} estimates for {n_anchors} anchors")
+            return np.arange(n_anchors)
+        if np.any(self.anchor_index >= n_anchors):
+            raise ValueError(f"anchor_index {self.anchor_index.tolist()} out of range for {n_anchors} anchors")
+        return self.anchor_index
 
     def __len__(self) -> int:
         return int(self.rotation.shape[0])
@@ -206,8 +228,11 @@ class PoseEstimator(ABC):
 
     #: estimator or backend name (``vggt`` backends: ``torch``, ``onnxruntime``, ...).
     name: str = "abstract"
-    #: which estimator family this is (``vggt``, ``facemesh``).
+    #: which estimator family this is (``vggt``, ``facemesh``, ``fused``).
     estimator_kind: str = "abstract"
+    #: fitted error models (:mod:`hpe_core.error_model`), set by whoever loads the model
+    #: (:func:`hpe_core.pipeline_factory.build_estimator`); ``None``: not known.
+    error_models: Optional[Any] = None
 
     @property
     @abstractmethod

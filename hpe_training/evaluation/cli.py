@@ -102,7 +102,37 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--labelled", type=Path, help="folder of labelled photos (AFLW2000 .jpg+.mat, or labels.csv)")
     real.add_argument("--videos", type=Path, nargs="*", default=[], help="unlabelled clips (GIF or video)")
     real.add_argument("--photo-hfov", type=float, default=20.0, help="field of view assumed for the labelled photos, deg")
+    errors = sub.add_parser("errors", help="fit the estimators' error models and check their calibration "
+                                           "(hpe_training/evaluation/error_fit.py)")
+    errors.add_argument("--out", type=Path, required=True, help="output directory (results, CSV, plots)")
+    errors.add_argument("--labelled", type=Path, help="folder of labelled real photos (AFLW2000 .jpg+.mat, or labels.csv)")
+    errors.add_argument("--no-astronaut", action="store_true", help="leave out scikit-image's astronaut")
+    errors.add_argument("--sequences", type=int, default=8, help="rendered held-out identities")
+    errors.add_argument("--frames", type=int, default=30, help="frames per rendered sequence")
+    errors.add_argument("--write", action="store_true",
+                        help="store the models fitted on everything beside the face mesh and the default VGGT model")
+    errors.add_argument("--reuse-samples", action="store_true", help="refit on OUT/samples.npz instead of collecting again")
     return p
+
+
+def _main_errors(args) -> int:
+    from hpe_training.evaluation.error_fit import format_summary, run_errors
+    from hpe_training.evaluation.real import read_labelled
+
+    photos = read_labelled(args.labelled) if args.labelled else []
+    astronaut = None
+    if not args.no_astronaut:
+        from skimage import data
+
+        astronaut = data.astronaut()
+    summary = run_errors(args.out, photos, astronaut, args.sequences, args.frames, args.write,
+                         progress=lambda m: print(f"[hpe-eval errors] {m}", flush=True),
+                         reuse_samples=args.reuse_samples)
+    print(format_summary(summary))
+    for path in summary.get("written", []):
+        print(f"hpe-eval errors: wrote {path}")
+    print(f"hpe-eval errors: results in {args.out}")
+    return 0
 
 
 def _main_real(args) -> int:
@@ -131,6 +161,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.dataset == "real":
         return _main_real(args)
+    if args.dataset == "errors":
+        return _main_errors(args)
     if args.no_relative and not args.absolute_model:
         print("hpe-eval: --no-relative needs --absolute-model", file=sys.stderr)
         return 2
