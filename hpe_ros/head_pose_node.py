@@ -338,7 +338,8 @@ class HeadPoseNode(LifecycleNode):
         if result is None:
             return
         self._gate.processed(stamp)
-        self._stats.frame_done(result.timings_ms)
+        self._stats.frame_done(result.timings_ms,
+                               [h.expected_error_deg for h in result.heads if h.pose_cam is not None])
         self._publish(msg.header, rgb, result)
 
     def _run_pipeline(self, rgb: np.ndarray, stamp: float, K) -> Optional[FrameResult]:
