@@ -6,6 +6,7 @@ it appears in; a lone face keeps one track (and its anchors) when it moves betwe
 
 Writes ``poses.csv`` and ``poses.json`` (one row per head per frame: track, position in metres,
 quaternion x,y,z,w and BIWI yaw/pitch/roll in degrees in the camera optical frame, confidence,
+expected orientation error in degrees (empty in the CSV, null in the JSON, when unknown),
 anchors, gap) and, with ``--annotate``, ``annotated.mp4`` with boxes and head axes.
 
 Anchors: ``--calibrate-first`` takes the (largest) face of the first frame in which a face is
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Iterator, Optional
@@ -28,14 +30,14 @@ import numpy as np
 from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg
 from hpe_core.geometry.rotations import quat_xyzw_from_matrix
 from hpe_core.pipeline import FrameResult, HeadPosePipeline, PipelineConfig, frontal_pose_from_box
-from hpe_core.pipeline_factory import DEFAULT_FACEMESH_WORKERS, PipelineSettings, build_pipeline
+from hpe_core.pipeline_factory import DEFAULT_FACEMESH_WORKERS, ESTIMATORS, PipelineSettings, build_pipeline
 from hpe_core.tracking.tracker import TrackerConfig
 from hpe_core.visualization import DebugFace, draw_debug_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 CSV_FIELDS = ["frame", "stamp_s", "track_id", "x_m", "y_m", "z_m", "qx", "qy", "qz", "qw",
-              "yaw_deg", "pitch_deg", "roll_deg", "confidence", "anchor_gap_deg", "facing_camera",
-              "anchor_ids", "source"]
+              "yaw_deg", "pitch_deg", "roll_deg", "confidence", "expected_error_deg", "anchor_gap_deg",
+              "facing_camera", "anchor_ids", "source"]
 
 
 def read_frames(source: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
@@ -74,7 +76,13 @@ def photo_tracker() -> TrackerConfig:
     return TrackerConfig(min_hits=1, reassociate_lone_face=True)
 
 
+def _known(value: float) -> Optional[float]:
+    """``value`` when finite, else ``None`` (an empty CSV cell, JSON ``null``: "unknown")."""
+    return float(value) if math.isfinite(value) else None
+
+
 def head_rows(frame_index: int, stamp_s: float, result: FrameResult) -> list[dict]:
+    """One row (``CSV_FIELDS``) per head with a pose: metres, degrees, camera optical frame."""
     rows = []
     for head in result.heads:
         if head.pose_cam is None:
@@ -86,6 +94,7 @@ def head_rows(frame_index: int, stamp_s: float, result: FrameResult) -> list[dic
             "frame": frame_index, "stamp_s": round(stamp_s, 6), "track_id": head.track_id,
             "x_m": t[0], "y_m": t[1], "z_m": t[2], "qx": q[0], "qy": q[1], "qz": q[2], "qw": q[3],
             "yaw_deg": yaw, "pitch_deg": pitch, "roll_deg": roll, "confidence": head.confidence,
+            "expected_error_deg": _known(head.expected_error_deg),
             "anchor_gap_deg": head.nearest_gap_deg, "facing_camera": head.facing_camera,
             "anchor_ids": " ".join(head.anchor_ids), "source": head.source,
         })
@@ -129,20 +138,27 @@ def run(pipeline: HeadPosePipeline, source: Path, out_dir: Path, fps: float = 30
             writer.release()
     if calibrate_first and not calibrated:
         raise RuntimeError("--calibrate-first: no face was found in the input")
+    write_rows(rows, out_dir)
+    return rows
+
+
+def write_rows(rows: list[dict], out_dir: Path) -> None:
+    """``poses.csv`` (columns ``CSV_FIELDS``) and ``poses.json`` (a list of the rows) in
+    ``out_dir``; an unknown value (``None``) is an empty cell in the CSV and ``null`` in the JSON."""
     with open(out_dir / "poses.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         w.writeheader()
         w.writerows(rows)
     (out_dir / "poses.json").write_text(json.dumps(rows, indent=1, default=float))
-    return rows
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="hpe-video", description=__doc__.split("\n\n")[0])
     parser.add_argument("input", type=Path, help="video file or folder of images")
     parser.add_argument("--output-dir", "-o", type=Path, default=Path("hpe_video_out"))
-    parser.add_argument("--estimator", default="facemesh", choices=("facemesh", "vggt"),
-                        help="head-pose estimator (default facemesh: the better on real faces)")
+    parser.add_argument("--estimator", default="facemesh", choices=sorted(ESTIMATORS),
+                        help="head-pose estimator (default facemesh: the better on real faces; vggt: our VGGT "
+                             "model on --backend; fused: the two on every face, fused by their error models)")
     parser.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
                         help="VGGT's backend")
     parser.add_argument("--model-path", default="", help="model directory (default: the shipped model)")

@@ -2,7 +2,8 @@
 
 Sources (parameter ``source``):
   * a sequence folder written by ``python -m hpe_training.synth.sequence`` (frames with known
-    head poses: the ground truth is also published, on ``ground_truth/head_pose``);
+    head poses: the ground truth is also published, on ``ground_truth/head_pose``, with
+    ``confidence`` 1 and ``expected_error_deg`` 0: the poses the frames were rendered at);
   * a video file, or a folder of images (no ground truth; intrinsics from ``hfov_deg``).
 
 Publishes ``image`` (sensor_msgs/Image rgb8) and ``camera_info`` at ``rate_hz``, stamped with
@@ -120,6 +121,7 @@ class CameraPlayerNode(Node):
                 head.pose = pose_msg_from_matrix(T)
                 head.yaw_deg, head.pitch_deg, head.roll_deg = (float(v) for v in yaw_pitch_roll_deg_from_matrix(T[:3, :3]))
                 head.confidence = 1.0
+                head.expected_error_deg = 0.0  # the rendered pose itself: exact
                 truth.heads.append(head)
             self.pub_truth.publish(truth)
         self.index += 1

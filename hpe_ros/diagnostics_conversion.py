@@ -8,6 +8,10 @@ key                   type                         meaning
 enabled               bool                         processing switched on (``enable`` service)
 rate_hz               float                        processed frames per second (recent window)
 latency_ms            Mapping[str, float]          latency per stage, ms (e.g. detect, estimate)
+expected_error_deg    Mapping[str, float or None]  ``mean`` and ``max`` expected orientation error,
+                                                   degrees, over the heads of the last processed
+                                                   frame whose error is known (``None``, shown
+                                                   empty: no such head)
 backend               str                          estimator backend (cpu / cuda / tensorrt)
 anchors_per_track     Mapping[track id, int]       anchors held per track
 last_error            str or None                  text of the last error (empty/None = none)
@@ -52,6 +56,7 @@ _KNOWN_KEYS = (
     "enabled",
     "rate_hz",
     "latency_ms",
+    "expected_error_deg",
     "backend",
     "anchors_per_track",
     "last_error",

@@ -66,13 +66,13 @@ from hpe_core.pipeline_factory import PipelineSettings, build_estimator, build_p
 from hpe_ros.anchor_files import AnchorPathError, resolve_anchor_path
 from hpe_ros.camera_info_conversion import CameraInfoError, intrinsics_from_camera_info
 from hpe_ros.diagnostics_conversion import diagnostic_array_from_stats
+from hpe_ros.head_pose_conversion import head_pose_msg
 from hpe_ros.image_conversion import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
-from hpe_ros.msg import HeadPose, HeadPoseArray
+from hpe_ros.msg import HeadPoseArray
 from hpe_ros.node_stats import NodeStats
 from hpe_ros.parameters import PARAMETERS, SPECS, descriptor, frame_id_problem, validate_together
 from hpe_ros.rep155 import Rep155Publisher, face_id_of
-from hpe_ros.pose_conversion import (head_tf_transforms, pose_matrix_from_request, pose_msg_from_matrix,
-                                     seconds_from_time_msg, tf_message)
+from hpe_ros.pose_conversion import head_tf_transforms, pose_matrix_from_request, seconds_from_time_msg, tf_message
 from hpe_ros.srv import CaptureAnchor, ClearAnchors, LoadAnchors, SaveAnchors
 
 #: QoS that tf2_ros uses for /tf: depth 100, reliable, volatile.
@@ -338,7 +338,8 @@ class HeadPoseNode(LifecycleNode):
         if result is None:
             return
         self._gate.processed(stamp)
-        self._stats.frame_done(result.timings_ms)
+        self._stats.frame_done(result.timings_ms,
+                               [h.expected_error_deg for h in result.heads if h.pose_cam is not None])
         self._publish(msg.header, rgb, result)
 
     def _run_pipeline(self, rgb: np.ndarray, stamp: float, K) -> Optional[FrameResult]:
@@ -395,21 +396,7 @@ class HeadPoseNode(LifecycleNode):
             if head.pose_cam is None:
                 continue
             face_id = face_id_of(head.track_id)
-            msg = HeadPose()
-            msg.header = out.header
-            msg.track_id = head.track_id
-            msg.face_id = face_id
-            msg.pose = pose_msg_from_matrix(head.pose_cam)
-            msg.yaw_deg, msg.pitch_deg, msg.roll_deg = (float(v) for v in head.yaw_pitch_roll_deg)
-            msg.confidence = float(head.confidence)
-            msg.anchor_ids = list(head.anchor_ids)
-            msg.anchor_gap_deg = float(head.nearest_gap_deg)
-            msg.facing_camera = bool(head.facing_camera)
-            msg.facing_angle_deg = float(head.facing_angle_deg)
-            x0, y0, x1, y1 = head.box_xyxy
-            msg.roi.x_offset, msg.roi.y_offset = max(int(x0), 0), max(int(y0), 0)
-            msg.roi.width, msg.roi.height = max(int(x1 - x0), 0), max(int(y1 - y0), 0)
-            out.heads.append(msg)
+            out.heads.append(head_pose_msg(head, out.header, face_id))
             if frame_problem is not None:
                 continue
             tfs = head_tf_transforms(header.stamp, parent, face_id, head.pose_cam)

@@ -1,14 +1,25 @@
 """Running statistics of the head pose node for /diagnostics (plain Python, thread-safe)."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
+
+
+def expected_error_summary(expected_errors_deg: Iterable[float]) -> dict[str, Optional[float]]:
+    """``{"mean": ..., "max": ...}`` of the known (finite) expected errors, degrees; both
+    ``None`` when no error is known (no head, or only NaN)."""
+    known = [float(e) for e in expected_errors_deg if math.isfinite(e)]
+    if not known:
+        return {"mean": None, "max": None}
+    return {"mean": sum(known) / len(known), "max": max(known)}
 
 
 class NodeStats:
-    """Frame rate over a sliding window, mean latency per stage, drops and the last error.
+    """Frame rate over a sliding window, mean latency per stage, drops, the last error and
+    the expected orientation error of the last processed frame's heads.
 
     Times are wall-clock seconds from ``time.monotonic`` (not the image stamps).
     """
@@ -24,11 +35,16 @@ class NodeStats:
         self.frames_skipped = 0
         self.last_error: Optional[str] = None
         self._last_error_t: Optional[float] = None
+        self._expected_errors_deg: tuple[float, ...] = ()
 
-    def frame_done(self, timings_ms: dict[str, float]) -> None:
+    def frame_done(self, timings_ms: dict[str, float], expected_errors_deg: Iterable[float] = ()) -> None:
+        """A frame was processed: its stage timings (ms) and the ``expected_error_deg``
+        (degrees, NaN = unknown) of each of its heads with a pose."""
         now = time.monotonic()
+        errors = tuple(float(e) for e in expected_errors_deg)
         with self._lock:
             self.frames_processed += 1
+            self._expected_errors_deg = errors
             self._done.append(now)
             for key, value in timings_ms.items():
                 self._latency_sum[key] = self._latency_sum.get(key, 0.0) + float(value)
@@ -60,6 +76,7 @@ class NodeStats:
             return {
                 "rate_hz": rate,
                 "latency_ms": latency,
+                "expected_error_deg": expected_error_summary(self._expected_errors_deg),
                 "frames_processed": self.frames_processed,
                 "frames_failed": self.frames_failed,
                 "frames_skipped": self.frames_skipped,

@@ -2,7 +2,8 @@
 
 The table is plain data (no rclpy import at module level) so that tests, the launch-file check
 and the YAML check read the same source as the node. :func:`validate` is what the node's
-set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor.
+set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor. The estimator
+names are :data:`hpe_core.pipeline_factory.ESTIMATORS` (importing it imports torch).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import math
 import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
+
+from hpe_core.pipeline_factory import ESTIMATORS
 
 Value = Union[bool, int, float, str]
 
@@ -43,7 +46,7 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # -- model and backend (start-up only)
-    ParameterSpec("estimator", "facemesh", "head-pose estimator: facemesh (MediaPipe face mesh, real-face pretrained; the default by the real-face benchmark) or vggt (our VGGT model on `backend`)", choices=("facemesh", "vggt"), read_only=True),
+    ParameterSpec("estimator", "facemesh", "head-pose estimator: facemesh (MediaPipe face mesh, real-face pretrained; the default by the real-face benchmark), vggt (our VGGT model on `backend`) or fused (VGGT and the face mesh on every face, their estimates fused by their fitted error models)", choices=tuple(sorted(ESTIMATORS)), read_only=True),
     ParameterSpec("backend", "onnxruntime", "inference backend: onnxruntime, torch, tensorrt, or one registered by a plugin (HPE_BACKEND_PLUGINS)", read_only=True),
     ParameterSpec("model_path", "", "model directory (ONNX export or torch checkpoint); empty = the shipped default model", read_only=True),
     ParameterSpec("device", "cpu", "cpu, cuda or cuda:N", read_only=True),

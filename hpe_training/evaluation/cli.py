@@ -71,6 +71,8 @@ def _run(subjects, args, title: str, extra: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from hpe_core.pipeline_factory import ESTIMATORS
+
     p = argparse.ArgumentParser(prog="hpe-eval", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="dataset", required=True)
 
@@ -96,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(syn, DEFAULT_ABSOLUTE_MODEL if (DEFAULT_ABSOLUTE_MODEL / "config.json").is_file() else None)
     real = sub.add_parser("real", help="real faces with exact truth: roll sweep, mirror pairs, videos (hpe_training/evaluation/real.py)")
     real.add_argument("--out", type=Path, required=True, help="output directory")
-    real.add_argument("--estimators", nargs="+", default=["facemesh", "vggt"], choices=["facemesh", "vggt"])
+    real.add_argument("--estimators", nargs="+", default=["facemesh", "vggt"], choices=sorted(ESTIMATORS))
     real.add_argument("--sweep-image", default="astronaut",
                       help="image for the roll sweep: 'astronaut' (scikit-image, public domain) or a path; 'none' to skip")
     real.add_argument("--labelled", type=Path, help="folder of labelled photos (AFLW2000 .jpg+.mat, or labels.csv)")

@@ -1,4 +1,5 @@
-"""Stats dict -> diagnostic_msgs/DiagnosticArray and its level rules (hpe_ros.diagnostics_conversion)."""
+"""Stats dict -> diagnostic_msgs/DiagnosticArray and its level rules (hpe_ros.diagnostics_conversion);
+the node's running stats (hpe_ros.node_stats) into it."""
 from __future__ import annotations
 
 import pytest
@@ -11,6 +12,7 @@ from hpe_ros.diagnostics_conversion import (
     diagnostic_array_from_stats,
     diagnostic_level,
 )
+from hpe_ros.node_stats import NodeStats
 
 HEALTHY = {
     "enabled": True,
@@ -99,3 +101,28 @@ def test_the_pipelines_own_total_is_listed_once_and_drives_the_latency_warning()
     level, message = diagnostic_level(stats, DiagnosticRules(max_total_latency_ms=50.0))
     assert level == DiagnosticStatus.WARN and "54.0 ms" in message  # not 107.5
     assert diagnostic_level(stats, DiagnosticRules(max_total_latency_ms=60.0))[0] == DiagnosticStatus.OK
+
+
+def _published_values(stats: NodeStats) -> dict[str, str]:
+    """The key-values of the /diagnostics message made from ``stats``, read back from the wire."""
+    msg = diagnostic_array_from_stats(stats.snapshot())
+    msg = deserialize_message(serialize_message(msg), DiagnosticArray)
+    return {kv.key: kv.value for kv in msg.status[0].values}
+
+
+def test_expected_error_of_the_last_frames_heads() -> None:
+    stats = NodeStats()
+    stats.frame_done({"total": 30.0}, [9.0, 9.0])
+    stats.frame_done({"total": 30.0}, [2.0, float("nan"), 5.0])  # the last frame counts; NaN = unknown
+    values = _published_values(stats)
+    assert values["expected_error_deg.mean"] == "3.500"
+    assert values["expected_error_deg.max"] == "5.000"
+
+
+@pytest.mark.parametrize("errors", [[], [float("nan")]], ids=["no head", "unknown"])
+def test_expected_error_empty_when_not_known(errors: list) -> None:
+    stats = NodeStats()
+    stats.frame_done({"total": 30.0}, [4.0])
+    stats.frame_done({"total": 30.0}, errors)
+    values = _published_values(stats)
+    assert values["expected_error_deg.mean"] == "" and values["expected_error_deg.max"] == ""

@@ -1,13 +1,21 @@
-"""Poses, stamps and TF frames (hpe_ros.pose_conversion)."""
+"""Poses, stamps and TF frames (hpe_ros.pose_conversion); a pipeline head -> hpe_ros/HeadPose
+(hpe_ros.head_pose_conversion)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose, Quaternion, Transform
 from rclpy.serialization import deserialize_message, serialize_message
+from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
+from hpe_core.pipeline import HeadEstimate
+from hpe_ros.head_pose_conversion import head_pose_msg
+from hpe_ros.msg import HeadPose, HeadPoseArray
 from hpe_ros.pose_conversion import (
     head_tf_transforms,
     matrix_from_pose_msg,
@@ -156,3 +164,46 @@ def test_tf_message_serialises() -> None:
     back = deserialize_message(serialize_message(msg), TFMessage)
     assert [t.child_frame_id for t in back.transforms] == ["face_1", "gaze_1", "face_2", "gaze_2"]
     assert back == msg
+
+
+def _head(pose_cam, expected_error_deg: float, box=(100.0, 80.0, 180.0, 190.0)) -> HeadEstimate:
+    """A head as the pipeline makes it (its Euler angles computed from ``pose_cam``)."""
+    ypr = None if pose_cam is None else yaw_pitch_roll_deg_from_matrix(pose_cam[:3, :3])
+    return HeadEstimate(track_id=4, person="person_4", box_xyxy=np.array(box), pose_cam=pose_cam,
+                        confidence=0.8, anchor_ids=("a1", "k2"), nearest_gap_deg=12.5,
+                        yaw_pitch_roll_deg=ypr, facing_camera=True, facing_angle_deg=8.25,
+                        keyframe_added=None, source="estimated", expected_error_deg=expected_error_deg)
+
+
+def _over_the_wire(msg: HeadPose) -> HeadPose:
+    """``msg`` inside a HeadPoseArray, serialised and read back (what a subscriber gets)."""
+    array = HeadPoseArray(header=msg.header, heads=[msg])
+    return deserialize_message(serialize_message(array), HeadPoseArray).heads[0]
+
+
+def test_head_pose_msg_carries_every_field_of_the_head() -> None:
+    T = random_pose()
+    header = Header(stamp=Time(sec=12, nanosec=345), frame_id="cam_optical")
+    head = _head(T, expected_error_deg=3.5)
+    msg = _over_the_wire(head_pose_msg(head, header, "f00004"))
+    assert msg.header.stamp == header.stamp and msg.header.frame_id == "cam_optical"
+    assert (msg.track_id, msg.face_id) == (4, "f00004")
+    np.testing.assert_allclose(matrix_from_pose_msg(msg.pose), T, atol=1e-12)
+    np.testing.assert_allclose([msg.yaw_deg, msg.pitch_deg, msg.roll_deg], head.yaw_pitch_roll_deg, atol=1e-4)
+    assert msg.expected_error_deg == 3.5  # float32 holds 3.5 exactly
+    assert msg.confidence == pytest.approx(0.8, abs=1e-7)
+    assert list(msg.anchor_ids) == ["a1", "k2"] and msg.anchor_gap_deg == 12.5
+    assert msg.facing_camera and msg.facing_angle_deg == 8.25
+    assert (msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height) == (100, 80, 80, 110)
+
+
+def test_head_pose_msg_unknown_expected_error_stays_nan() -> None:
+    msg = _over_the_wire(head_pose_msg(_head(random_pose(), float("nan")), Header(frame_id="cam"), "f00004"))
+    assert math.isnan(msg.expected_error_deg)
+
+
+def test_head_pose_msg_clips_the_box_and_refuses_a_head_without_pose() -> None:
+    msg = head_pose_msg(_head(random_pose(), 1.0, box=(-20.0, -5.0, 40.0, 60.0)), Header(), "f00004")
+    assert (msg.roi.x_offset, msg.roi.y_offset) == (0, 0)  # unsigned in the message: never negative
+    with pytest.raises(ValueError, match="no pose"):
+        head_pose_msg(_head(None, float("nan")), Header(), "f00004")

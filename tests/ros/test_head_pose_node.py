@@ -6,6 +6,8 @@ accuracy (the trained default model's accuracy is checked by the demo/accuracy t
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,15 @@ def test_outputs_stamped_with_the_image(system, frames):
     assert msg.header.frame_id == CAMERA_FRAME and head.header.frame_id == CAMERA_FRAME
     assert head.face_id == f"f{head.track_id:05d}"  # REP 155 id, as in TF face_<id>
     assert len(head.anchor_ids) >= 1 and 0.0 <= head.confidence <= 1.0
+    # the expected orientation error: degrees >= 0, or NaN (unknown); /diagnostics carries the
+    # last frame's mean and max (empty when unknown)
+    assert math.isnan(head.expected_error_deg) or head.expected_error_deg >= 0.0
+    assert wait_for(lambda: any(int(s.get("frames_processed", "0")) > 0 for s in client.diagnostic_status()), 10.0)
+    status = [s for s in client.diagnostic_status() if int(s.get("frames_processed", "0")) > 0][-1]
+    mean, worst = status["expected_error_deg.mean"], status["expected_error_deg.max"]
+    assert (mean == "") == (worst == "")
+    if mean:
+        assert 0.0 <= float(mean) <= float(worst)
     q = head.pose.orientation
     assert abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-6
     assert head.roi.width > 0 and head.roi.height > 0

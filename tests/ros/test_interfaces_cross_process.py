@@ -43,6 +43,7 @@ PUBLISHER_SCRIPT = textwrap.dedent(
         head.pose.position.z = 1.25
         head.pose.orientation.w = 1.0
         head.confidence = 0.75
+        head.expected_error_deg = 3.5
         head.anchor_ids = ["7-a0", "7-k3"]
         head.anchor_gap_deg = 4.5
         head.facing_camera = True
@@ -89,6 +90,7 @@ def test_head_pose_array_and_tf_cross_process(tmp_path):
         assert head.pose.position.z == pytest.approx(1.25)
         assert list(head.anchor_ids) == ["7-a0", "7-k3"]
         assert head.anchor_gap_deg == pytest.approx(4.5)
+        assert head.confidence == 0.75 and head.expected_error_deg == 3.5
         assert head.facing_camera
         tf = received_tf[0].transforms[0]
         assert tf.child_frame_id == "face_7"

@@ -102,3 +102,18 @@ def test_validate_rejects_with_reasons():
     assert validate("device", "gpu") is not None
     assert validate("nonexistent.param", 1) is not None
     assert validate("crop.margin", 1) is None  # ints are accepted for float parameters
+
+
+def test_every_estimator_of_the_factory_is_a_choice_and_documented():
+    from hpe_core.pipeline_factory import ESTIMATORS
+
+    spec = SPECS["estimator"]
+    assert list(spec.choices) == sorted(ESTIMATORS) and spec.default == "facemesh"
+    for name in ESTIMATORS:
+        assert validate("estimator", name) is None
+        assert name in spec.description, name
+    assert "one of" in validate("estimator", "no_such_estimator")
+    # the parameter file's comment lists the same names
+    (line,) = [line for line in YAML_FILE.read_text().splitlines() if line.strip().startswith("estimator:")]
+    listed = {name.strip() for name in line.split("#", 1)[1].split("|")}
+    assert listed == set(ESTIMATORS), line

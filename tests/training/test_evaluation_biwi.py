@@ -246,3 +246,12 @@ def test_hpe_eval_biwi_with_the_shipped_model_writes_reports(fixture_root, tmp_p
         assert (out / name).stat().st_size > 5000
     assert "| relative | hard |" in capsys.readouterr().out
     assert main(["biwi", "--root", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+def test_hpe_eval_real_accepts_every_estimator_of_the_factory():
+    from hpe_core.pipeline_factory import ESTIMATORS
+    from hpe_training.evaluation.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["real", "--out", "o"]).estimators == ["facemesh", "vggt"]  # the default
+    assert parser.parse_args(["real", "--out", "o", "--estimators", *sorted(ESTIMATORS)]).estimators == sorted(ESTIMATORS)
