@@ -39,12 +39,12 @@ from hpe_core.anchors.consensus import ConsensusParams, EstimateErrors, FusedPos
 from hpe_core.anchors.features import anchor_features
 from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.pool import AnchorPool
-from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, crop_face, resolve_intrinsics
+from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, resolve_intrinsics
 from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionScheduler
 from hpe_core.detection.types import FaceDetector
-from hpe_core.aligned_crop import aligned_crop
 from hpe_core.crop_camera import CropCamera
 from hpe_core.error_model import ErrorModels, HopErrorModel
+from hpe_core.face_crop import cut_face_crop
 from hpe_core.estimator.interface import EstimateRequest, PoseEstimator, RelativePose
 from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.transforms import make_transform
@@ -337,11 +337,8 @@ class HeadPosePipeline:
     def _crop(self, image: NDArray[np.uint8], face: TrackedFace, K: FloatArray) -> _FaceView:
         size = self.estimator.input_size[0]
         mode = self.estimator.crop_mode if self.config.crop_mode == "auto" else self.config.crop_mode
-        if mode == "aligned":
-            crop, aligned = aligned_crop(image, K, face.box_xyxy, size, face.landmarks5, margin=self.config.crop_margin)
-            return _FaceView(face, crop, K, aligned.camera)
-        crop, geometry = crop_face(image, face.box_xyxy, size, K=K, margin=self.config.crop_margin)
-        camera = CropCamera(geometry.K_crop, virtual_camera_rotation(K, geometry.center_px))
+        crop, camera = cut_face_crop(image, K, face.box_xyxy, size, mode, face.landmarks5,
+                                     margin=self.config.crop_margin)
         return _FaceView(face, crop, K, camera)
 
     def _initial_pose(self, view: _FaceView) -> tuple[FloatArray, bool]:

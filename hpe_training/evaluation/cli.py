@@ -5,14 +5,23 @@ Examples::
     hpe-eval biwi --root /data/biwi --out results/biwi                  # shipped default model
     hpe-eval biwi --root /data/biwi --model runs/lora/model --absolute-model runs/abs/model
     hpe-eval synthetic --out docs/evaluation/synthetic                # renders the set once
+    hpe-eval synthetic --out results/syn --estimators vggt facemesh   # any estimators, by name
 
 ``biwi`` reads the BIWI Kinect Head Pose layout (:mod:`.biwi`), moves poses to the RGB camera,
-crops with MTCNN and runs every protocol (:mod:`.protocols`) for the relative model and, with
-``--absolute-model``, for the absolute baseline and the relative model with predicted anchor
-poses. ``synthetic`` does the same on a BIWI-layout set rendered from held-out identities of
-our generator (:mod:`.biwi_fixture`), with the shipped default model and the shipped
-same-budget absolute baseline. Both write ``results.json``, ``results.csv`` and two plots
+finds faces with MTCNN and runs every protocol (:mod:`.protocols`) for the relative method(s)
+and, with ``--absolute-model``, for the absolute baseline and the relative method(s) with
+predicted anchor poses. ``synthetic`` does the same on a BIWI-layout set rendered from held-out
+identities of our generator (:mod:`.biwi_fixture`), with the shipped default model and the
+shipped same-budget absolute baseline. Both write ``results.json``, ``results.csv`` and two plots
 (:mod:`.report`) and print the summary table.
+
+Methods: by default the VGGT checkpoint ``--model`` on the torch backend (method ``relative``,
+paper crops) and the absolute baseline (method ``absolute``), as before ``--estimators``
+existed. ``--estimators`` names the relative methods instead, each one of
+:data:`hpe_core.pipeline_factory.ESTIMATORS` built as the node builds it
+(:func:`~hpe_core.pipeline_factory.build_estimator`; ``vggt`` and ``fused`` on ``--backend``
+with ``--model``) and given the crops it asks for; the method names are then the estimator names
+(``vggt`` there is what ``relative`` is by default), and the baseline stays ``absolute``.
 """
 from __future__ import annotations
 
@@ -29,18 +38,34 @@ DEFAULT_ABSOLUTE_MODEL = REPO / "hpe_training" / "models" / "absolute_small"
 SYNTHETIC_CACHE = REPO / ".hpe" / "eval" / "synthetic_biwi"
 
 
-def _estimator(model: Optional[Path], threads: int):
-    """Torch estimator of a checkpoint directory (None: the shipped default's torch model)."""
+def _vggt(model: Optional[Path], backend: str = "torch"):
+    """A VGGT checkpoint (``model`` or its ``torch/`` subfolder; None: the shipped default) on
+    ``backend``, built as the node builds it."""
+    from hpe_core.pipeline_factory import PipelineSettings, build_estimator
+
+    return build_estimator(PipelineSettings(estimator="vggt", backend=backend,
+                                            model_path=str(model) if model is not None else ""))
+
+
+def _relative_methods(args) -> dict:
+    """``{method name: estimator}`` of the run (module docstring)."""
     import torch
 
-    from hpe_core.estimator.torch_backend import load_torch_estimator
-    from hpe_core.pipeline_factory import DEFAULT_MODEL_DIR
+    from hpe_core.pipeline_factory import PipelineSettings, build_estimator
 
-    torch.set_num_threads(threads)
-    path = Path(model) if model is not None else DEFAULT_MODEL_DIR / "torch"
-    if (path / "torch" / "config.json").is_file():
-        path = path / "torch"
-    return load_torch_estimator(path)
+    torch.set_num_threads(args.threads)
+    if args.no_relative:
+        return {}
+    if not args.estimators:
+        return {"relative": _vggt(args.model)}
+    model_path = str(args.model) if args.model is not None else ""
+    methods = {}
+    for name in dict.fromkeys(args.estimators):
+        estimator = build_estimator(PipelineSettings(estimator=name, backend=args.backend, model_path=model_path))
+        if estimator.estimator_kind != name:  # never report one estimator's figures under another's name
+            raise ValueError(f"estimator {name!r} was built as a {estimator.estimator_kind!r} estimator")
+        methods[name] = estimator
+    return methods
 
 
 def _detector():
@@ -53,19 +78,24 @@ def _run(subjects, args, title: str, extra: dict) -> int:
     from hpe_training.evaluation.benchmark import BenchmarkConfig, run_benchmark
     from hpe_training.evaluation.report import summary_table, write_report
 
-    relative = None if args.no_relative else _estimator(args.model, args.threads)
-    absolute = _estimator(args.absolute_model, args.threads) if args.absolute_model else None
+    relative = _relative_methods(args)
+    absolute = _vggt(args.absolute_model) if args.absolute_model else None
     result = run_benchmark(subjects, _detector(), relative, absolute,
                            BenchmarkConfig(gap_pairs_per_subject=args.gap_pairs, seed=args.seed),
                            progress=not args.quiet)
     result["run"] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
                      "machine": f"{platform.machine()}, {platform.system()}",
                      "relative_model": None if args.no_relative else str(args.model or "shipped default"),
-                     "absolute_model": str(args.absolute_model) if args.absolute_model else None, **extra}
+                     "absolute_model": str(args.absolute_model) if args.absolute_model else None,
+                     "estimators": list(relative), "backend": args.backend if args.estimators else "torch",
+                     **extra}
     paths = write_report(result, args.out, title)
     print(summary_table(result))
     print(f"frames {result['frames']}, without an MTCNN face {result['frames_without_face']}, "
           f"skipped {result['frames_skipped']}")
+    no_face = {m: sum(r["pairs_without_face"].values()) for m, r in result["methods"].items()}
+    if any(no_face.values()):
+        print(f"pairs left out because the estimator saw no face: {no_face}")
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     return 0
 
@@ -82,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--absolute-model", type=Path, default=default_absolute,
                         help="absolute-mode checkpoint dir (baseline and predicted-anchor protocol)")
         sp.add_argument("--no-relative", action="store_true", help="evaluate the absolute model only")
+        sp.add_argument("--estimators", nargs="+", choices=sorted(ESTIMATORS), metavar="NAME",
+                        help=f"relative methods by estimator name, {sorted(ESTIMATORS)} (default: the VGGT "
+                             "--model on torch as method 'relative'); each gets the crops it asks for")
+        sp.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"],
+                        help="VGGT backend of --estimators vggt / fused (--model: its checkpoint or export)")
         sp.add_argument("--gap-pairs", type=int, default=200, help="sampled pairs per subject for error vs gap")
         sp.add_argument("--seed", type=int, default=0)
         sp.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -167,6 +202,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _main_errors(args)
     if args.no_relative and not args.absolute_model:
         print("hpe-eval: --no-relative needs --absolute-model", file=sys.stderr)
+        return 2
+    if args.no_relative and args.estimators:
+        print("hpe-eval: --no-relative evaluates the absolute model only; drop --estimators", file=sys.stderr)
         return 2
     from hpe_training.evaluation.benchmark import biwi_subjects
 

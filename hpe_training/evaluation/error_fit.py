@@ -30,11 +30,10 @@ model (``hpe_core/models/default/error_model.json``).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -47,8 +46,7 @@ from hpe_core.error_model import ERROR_MODEL_FILE, ErrorModels, HeadCalibration,
 from hpe_core.geometry.euler import matrix_from_yaw_pitch_roll_deg, yaw_pitch_roll_deg_from_matrix
 from hpe_core.geometry.rotations import geodesic_angle_deg
 from hpe_core.pipeline import HeadPosePipeline, PipelineConfig, face_size_px, frontal_pose_from_box
-from hpe_core.pipeline_factory import (DEFAULT_MODEL_DIR, FACEMESH_ERROR_MODEL_DIR, PipelineSettings,
-                                       build_estimator, build_pipeline)
+from hpe_core.pipeline_factory import DEFAULT_MODEL_DIR, FACEMESH_ERROR_MODEL_DIR, PipelineSettings, build_pipeline
 from hpe_core.tracking.tracker import TrackerConfig
 from hpe_training.evaluation.real import MIRROR, PHOTO_TRACKER, LabelledPhoto, rz, sweep_frame
 

@@ -1,5 +1,8 @@
 """Benchmark results to files: ``results.json``, ``results.csv`` and the paper-style plots.
 
+``results.json``: the whole result (:mod:`.benchmark`), per-pair records included, one record
+per line.
+
 CSV columns: ``method, protocol, bin_lo_deg, bin_hi_deg, pairs, yaw, pitch, roll, mae,
 geodesic_deg`` (degrees; bins empty for whole-protocol rows). Plots:
 
@@ -58,13 +61,27 @@ def _plot(result: dict[str, Any], key: str, xlabel: str, title: str, path: Path)
     plt.close(fig)
 
 
+def dumps_json(value: Any, indent: int = 1, _level: int = 0) -> str:
+    """JSON text like ``json.dumps(value, indent=indent)``, except that a list holding no list
+    or dict stays on one line (a per-pair record, a bin's bounds), which keeps ``results.json``
+    with thousands of per-pair records readable and a fraction of the size."""
+    pad, inner = " " * (indent * _level), " " * (indent * (_level + 1))
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {dumps_json(v, indent, _level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (list, tuple, dict)) for v in value):
+        items = [inner + dumps_json(v, indent, _level + 1) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
 def write_report(result: dict[str, Any], out_dir: Path, title: str) -> dict[str, Path]:
     """Write the JSON, the CSV and both plots into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "csv": out_dir / "results.csv",
              "gap_plot": out_dir / "error_vs_gap.png", "pose_plot": out_dir / "error_vs_pose_close_anchor.png"}
-    paths["json"].write_text(json.dumps(result, indent=1) + "\n")
+    paths["json"].write_text(dumps_json(result) + "\n")
     with paths["csv"].open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
