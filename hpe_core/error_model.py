@@ -267,6 +267,7 @@ class ErrorModels:
                 f.write("\n")
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # a model file, readable like the others (mkstemp makes it 0600)
             os.replace(tmp, path)
         except BaseException:
             try:

@@ -90,12 +90,7 @@ class PipelineSettings:
         return PipelineConfig(**{**self.pipeline.__dict__, "detection": schedule})
 
 
-#: Estimator names and what they are (``estimator`` parameter of the node, ``hpe-video``, ``hpe-eval``).
-ESTIMATORS = {
-    "facemesh": "MediaPipe face mesh + iris (real-face pretrained), rigid fit of 3-D landmarks; CPU",
-    "vggt": "our VGGT relative-pose model on the chosen backend (onnxruntime, torch, tensorrt)",
-    "fused": "VGGT and the face mesh on every face, their estimates fused by their fitted error models",
-}
+from hpe_core.estimator_names import ESTIMATORS  # noqa: E402  (re-exported: the names users pick)
 
 
 #: Where the face mesh's fitted error model lives (``hpe-eval errors`` writes it).

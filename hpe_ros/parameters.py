@@ -3,7 +3,7 @@
 The table is plain data (no rclpy import at module level) so that tests, the launch-file check
 and the YAML check read the same source as the node. :func:`validate` is what the node's
 set-parameters callback runs; :func:`descriptor` builds the rclpy descriptor. The estimator
-names are :data:`hpe_core.pipeline_factory.ESTIMATORS` (importing it imports torch).
+names are :data:`hpe_core.estimator_names.ESTIMATORS` (a light module: no torch import).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
-from hpe_core.pipeline_factory import ESTIMATORS
+from hpe_core.estimator_names import ESTIMATORS
 
 Value = Union[bool, int, float, str]
 

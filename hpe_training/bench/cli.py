@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="frames of the faces-batched comparison per estimator and stream (0: skip)")
     parser.add_argument("--node-seconds", type=float, default=0.0,
                         help="also run the node end to end on 1- and 3-face 30 Hz streams this long (0: skip)")
+    parser.add_argument("--node-estimator", default="",
+                        help="node parameter estimator for the end-to-end runs (facemesh, vggt, fused; empty: the node's default)")
+    parser.add_argument("--node-faces", nargs="+", choices=("1", "3"), default=["1", "3"],
+                        help="streams of the end-to-end runs (default: 1 and 3 faces)")
+    parser.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="further node parameters of the end-to-end runs (repeatable)")
     parser.add_argument("--gpu", action="store_true", help="GPU mode: vggt-1b, 518x518, fp16/bf16 on CUDA")
     parser.add_argument("--gpu-peak-tflops", type=float, default=None,
                         help="dense bf16/fp16 peak of the GPU, TFLOP/s (default: from the built-in table)")
@@ -275,29 +281,37 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             "memory_end": memory_mib()}
 
 
-def run_node_streams(seconds: float) -> list[dict[str, Any]]:
-    """:mod:`.soak` summaries of the node on the 1- and 3-face streams, ``seconds`` each."""
+def run_node_streams(seconds: float, estimator: str = "", faces_list: Sequence[str] = ("1", "3"),
+                     params: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """:mod:`.soak` summaries of the node on the 1- and 3-face streams, ``seconds`` each, with
+    node parameter ``estimator`` (empty: the node's default) and further ``NAME:=VALUE`` params."""
     from hpe_training.bench import soak
 
+    extra = [f"estimator:={estimator}"] if estimator else []
+    extra += list(params)
     out = []
     with tempfile.TemporaryDirectory(prefix="hpe-bench-node-") as tmp:
-        for faces in ("1", "3"):
+        for faces in faces_list:
             path = Path(tmp) / f"soak_{faces}.json"
-            if soak.main(["--minutes", str(seconds / 60.0), "--faces", faces, "--progress-s", "30",
-                          "--json", str(path)]) != 0:
+            argv = ["--minutes", str(seconds / 60.0), "--faces", faces, "--progress-s", "30", "--json", str(path)]
+            for p in extra:
+                argv += ["-p", p]
+            if soak.main(argv) != 0:
                 raise RuntimeError(f"the node run with {faces} face(s) failed")
             summary = json.loads(path.read_text())
             summary.pop("rss_series", None)
+            summary["estimator"] = estimator or "default"
+            summary["params"] = extra
             out.append(summary)
     return out
 
 
 def format_node(rows: list[dict[str, Any]]) -> str:
     """Plain-text table of the node end-to-end rows."""
-    header = f"{'faces':>5} {'in Hz':>6} {'out Hz':>6} {'dropped':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"
+    header = f"{'estimator':>9} {'faces':>5} {'in Hz':>6} {'out Hz':>6} {'dropped':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'RSS MB':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['faces']:>5} {r['input_rate_hz']:>6.1f} {r['output_rate_hz']:>6.1f} {r['dropped']:>8} "
+        lines.append(f"{r.get('estimator', 'default'):>9} {r['faces']:>5} {r['input_rate_hz']:>6.1f} {r['output_rate_hz']:>6.1f} {r['dropped']:>8} "
                      f"{r.get('latency_p50_ms', float('nan')):>7.0f} {r.get('latency_p90_ms', float('nan')):>7.0f} "
                      f"{r.get('latency_p99_ms', float('nan')):>7.0f} {r.get('rss_max_mb', float('nan')):>7.0f}")
     return "\n".join(lines)
@@ -311,7 +325,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               "(vggt-1b, 518x518, fp16/bf16, eager vs compiled) was not run.", file=sys.stderr)
         return EXIT_NO_CUDA
     results = run(args)
-    results["node_end_to_end"] = run_node_streams(args.node_seconds) if args.node_seconds > 0 else []
+    results["node_end_to_end"] = (run_node_streams(args.node_seconds, args.node_estimator, args.node_faces, args.node_param)
+                                  if args.node_seconds > 0 else [])
     print(f"\nmachine: {describe_machine(results['machine'])}")
     print(f"model: preset {results['preset']} ({results['parameters'] / 1e6:.1f} M parameters, random weights), "
           f"input {results['input_size_hw'][0]}x{results['input_size_hw'][1]}, "

@@ -223,14 +223,16 @@ def collect_synthetic(estimator, detector, sequences: int, frames: int, progress
         seq = render_sequence(SequenceConfig(kind="scan", n_frames=frames, identity=200000 + i, seed=1000 + i,
                                              distance_m=distance, msaa=0))
         pipeline = _pipeline(estimator, detector, 60.0, TrackerConfig(min_hits=1))
-        captured = False
+        anchor_frame = None
         for j, (frame, stamp) in enumerate(zip(seq.frames, seq.stamps_s)):
             result = pipeline.process(frame, float(stamp), seq.K)
-            if not captured:
+            if anchor_frame is None:
                 if result.heads:
                     pipeline.capture_anchor(result.heads[0].track_id, seq.poses_cam[j, 0])
-                    captured = True
+                    anchor_frame = frame
                 continue
+            if np.array_equal(frame, anchor_frame):
+                continue  # the scan returns to its first pose: the anchor's own image is no query
             heads = [x for x in result.heads if x.pose_cam is not None]
             if heads:
                 s = _sample(pipeline, heads[0], "synthetic", f"synth-{200000 + i}", seq.poses_cam[j, 0, :3, :3])
