@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["hpe_core", "hpe_core.*", "hpe_ros", "hpe_ros.*",
                                     "hpe_training", "hpe_training.*"]),
     package_data={
-        "hpe_core": ["models/default/*.md", "models/default/*.json", "models/default/torch/*"],
+        "hpe_core": ["models/default/*.md", "models/default/*.json", "models/default/torch/*", "models/facemesh/*"],
         "hpe_training": ["train/configs/*.yaml", "models/absolute_small/*"],
     },
     python_requires=">=3.10",

@@ -34,7 +34,7 @@ so two estimators that disagree beyond what their models allow give a large expe
 
 Files: ``error_model.json`` (:class:`ErrorModels`, plain JSON, written atomically) beside a VGGT
 model (its ``vggt`` hop model and the ``vggt`` / ``fused`` head calibrations) and in
-``hpe_core/facemesh/`` for the face mesh.
+``hpe_core/models/facemesh/`` (beside its canonical face) for the face mesh.
 """
 from __future__ import annotations
 
@@ -215,6 +215,31 @@ def combine_expected_errors(expected_deg: ArrayLike, groups: Sequence[Any], weig
         birge = math.sqrt(float(np.sum((r / e) ** 2)) / (e.shape[0] - 1))
         combined *= max(1.0, birge)
     return float(min(combined, MAX_EXPECTED_ERROR_DEG))
+
+
+def keyframe_expected_to_help(keyframe_error_deg: float, parent_uncertainty_deg: float, parent_gap_deg: float,
+                              step_deg: float, hop_error_deg) -> bool:
+    """Whether a keyframe is expected to help later frames (the pipeline's keyframe rule).
+
+    A head that turns on by ``step_deg`` beyond the keyframe would be estimated either from the
+    keyframe (its own expected error, then a hop of ``step_deg``) or from the anchor the keyframe
+    would come from (that anchor's uncertainty, then the longer hop of ``parent_gap_deg +
+    step_deg``); errors add in quadrature. The keyframe helps when the first is smaller: when the
+    hop error grows fast with the gap and the keyframe's own error is small. With a hop error
+    that grows much more slowly than the gap, or an estimate already as uncertain as the long
+    hop, two hops are expected to be worse than one and no keyframe is added.
+
+    Args:
+        keyframe_error_deg: the estimate's stated expected error (degrees).
+        parent_uncertainty_deg: the nearest used anchor's own expected error (degrees).
+        parent_gap_deg: the estimate's gap to that anchor (degrees).
+        step_deg: how much further the head is assumed to turn (degrees).
+        hop_error_deg: ``[N] gaps -> [N]`` expected error of one estimate at those gaps.
+    """
+    hop = np.asarray(hop_error_deg(np.array([step_deg, parent_gap_deg + step_deg], dtype=np.float64)), dtype=np.float64)
+    via_keyframe = math.hypot(keyframe_error_deg, float(hop[0]))
+    via_parent = math.hypot(parent_uncertainty_deg, float(hop[1]))
+    return via_keyframe < via_parent
 
 
 @dataclass

@@ -43,7 +43,7 @@ from hpe_core.crop import DEFAULT_HFOV_DEG, PAPER_MARGIN, resolve_intrinsics
 from hpe_core.detection.scheduler import DetectionScheduleConfig, DetectionScheduler
 from hpe_core.detection.types import FaceDetector
 from hpe_core.crop_camera import CropCamera
-from hpe_core.error_model import ErrorModels, HopErrorModel
+from hpe_core.error_model import ErrorModels, HopErrorModel, keyframe_expected_to_help
 from hpe_core.face_crop import cut_face_crop
 from hpe_core.estimator.interface import EstimateRequest, PoseEstimator, RelativePose
 from hpe_core.geometry.euler import yaw_pitch_roll_deg_from_matrix
@@ -525,11 +525,9 @@ class HeadPosePipeline:
         parent = next((a for a in self.pool.anchors(person) if a.anchor_id == fused.nearest_anchor_id), None)
         if parent is None:
             return True
-        step = self.config.policy.keyframe_min_gap_deg
-        hop = self._hop_error(view, np.array([step, fused.nearest_gap_deg + step]), fused.query_yaw_deg)
-        via_keyframe = math.hypot(fused.expected_error_deg, float(hop[0]))
-        via_parent = math.hypot(parent.accumulated_uncertainty_deg, float(hop[1]))
-        return via_keyframe < via_parent
+        return keyframe_expected_to_help(fused.expected_error_deg, parent.accumulated_uncertainty_deg,
+                                         fused.nearest_gap_deg, self.config.policy.keyframe_min_gap_deg,
+                                         lambda gaps: self._hop_error(view, gaps, fused.query_yaw_deg))
 
     def _head(self, view: _FaceView, person: str, pose: Optional[FloatArray], confidence: float,
               anchor_ids: tuple[str, ...], gap_deg: float, keyframe: Optional[str], source: str,

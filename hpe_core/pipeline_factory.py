@@ -94,7 +94,7 @@ from hpe_core.estimator_names import ESTIMATORS  # noqa: E402  (re-exported: the
 
 
 #: Where the face mesh's fitted error model lives (``hpe-eval errors`` writes it).
-FACEMESH_ERROR_MODEL_DIR = Path(__file__).resolve().parent / "facemesh"
+FACEMESH_ERROR_MODEL_DIR = Path(__file__).resolve().parent / "models" / "facemesh"
 
 
 def vggt_model_root(settings: PipelineSettings) -> Path:
@@ -118,10 +118,14 @@ def estimator_error_models(settings: PipelineSettings):
     return load_error_models(*dirs)
 
 
-def _vggt_estimator(settings: PipelineSettings):
-    options = {}
+def _vggt_estimator(settings: PipelineSettings, beside_another: bool = False):
+    """The VGGT backend; ``beside_another``: it runs side by side with the face mesh (fused), so
+    ONNX Runtime takes one thread and each gets a core."""
+    options: dict = {}
     if settings.backend == "tensorrt" and settings.engine_cache_dir:
         options["cache_dir"] = settings.engine_cache_dir
+    if beside_another and settings.backend == "onnxruntime" and settings.device == "cpu":
+        options["intra_op_threads"] = 1
     model_dir = resolve_model_dir(settings.backend, settings.model_path)
     return create_estimator(settings.backend, model_dir, device=settings.device,
                             precision=settings.precision, **options)
@@ -140,7 +144,7 @@ def build_estimator(settings: PipelineSettings) -> PoseEstimator:
         if settings.estimator == "fused":
             from hpe_core.estimator.fused import FusedEstimator
 
-            estimator = FusedEstimator(estimator, _vggt_estimator(settings))
+            estimator = FusedEstimator(estimator, _vggt_estimator(settings, beside_another=True))
     else:
         estimator = _vggt_estimator(settings)
     estimator.error_models = estimator_error_models(settings)

@@ -16,6 +16,7 @@ same way). Where the mesh finds no face in the query, only VGGT's estimates are 
 """
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -93,6 +94,9 @@ class FusedEstimator(PoseEstimator):
         self.mesh = mesh
         self.vggt = vggt
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpe-fused-vggt") if parallel else None
+        if self._pool is not None:
+            # the worker thread ends when the estimator is dropped (a node's cleanup), or at close()
+            self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False)
         self._feature_key = f"fused[{mesh.feature_key}|{vggt.feature_key}]"
 
     @property
@@ -191,4 +195,5 @@ class FusedEstimator(PoseEstimator):
     def close(self) -> None:
         """Stop the worker thread."""
         if self._pool is not None:
+            self._finalizer.detach()
             self._pool.shutdown(wait=True)

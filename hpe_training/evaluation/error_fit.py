@@ -24,7 +24,7 @@ domain and setting in bins of the stated error: mean stated vs mean measured; th
 figure is "within 25 % in every bin with 20 or more heads". Plot: ``reliability.png``.
 
 ``--write`` stores the models fitted on everything: the face mesh's in
-``hpe_core/facemesh/error_model.json``, VGGT's and the fused setting's beside the default
+``hpe_core/models/facemesh/error_model.json``, VGGT's and the fused setting's beside the default
 model (``hpe_core/models/default/error_model.json``).
 """
 from __future__ import annotations
@@ -369,10 +369,10 @@ def plot_reliability(table: dict, path: Path) -> Path:
                 ax.plot(x["mean_stated_deg"], x["mean_measured_deg"], "o" if x["counted"] else "x",
                         color=colours[setting], ms=4 + 6 * min(x["n"], 100) / 100)
             ax.plot([], [], "o-", color=colours[setting],
-                    label=f"{setting}: {entry['heads']} heads, {'within' if entry['within_tolerance'] else 'NOT within'} 25 %")
+                    label=f"{setting}: {entry['heads']} heads, bins {'all' if entry['within_tolerance'] else 'NOT all'} within 25 %")
             top = max(top, max(xs + ys))
         grid = np.linspace(0, top * 1.05, 50)
-        ax.plot(grid, grid, "k--", lw=1, label="stated = measured")
+        ax.plot(grid, grid, "k--", lw=1, label=f"stated = measured (o: bin of >= {MIN_BIN_SAMPLES} heads, x: fewer)")
         # |stated - measured| <= 25 % of measured: measured in [stated / 1.25, stated / 0.75]
         ax.fill_between(grid, grid / (1 + CALIBRATION_TOLERANCE), grid / (1 - CALIBRATION_TOLERANCE),
                         color="grey", alpha=0.15, label="within 25 %")
@@ -380,7 +380,7 @@ def plot_reliability(table: dict, path: Path) -> Path:
         ax.set_yscale("log")
         ax.set_xlabel("stated expected error (deg), bin mean")
         ax.set_ylabel("measured error (deg), bin mean")
-        ax.set_title(f"{domain} faces, held-out identities (o: bin >= {MIN_BIN_SAMPLES} heads, x: fewer)")
+        ax.set_title(f"{domain} faces, held-out identities")
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -14,7 +14,7 @@ from hpe_core.anchors.policy import AnchorPolicy
 from hpe_core.anchors.selection import select_anchors
 from hpe_core.error_model import (ERROR_MODEL_FILE, HOP_FEATURES, ErrorModels, HeadCalibration, HopErrorModel,
                                   combine_expected_errors, confidence_from_expected_error, fit_log_linear_mean,
-                                  hop_features, load_error_models)
+                                  hop_features, keyframe_expected_to_help, load_error_models)
 from hpe_core.geometry.rotations import geodesic_angle_deg, so3_exp
 from hpe_core.geometry.transforms import make_transform
 
@@ -161,3 +161,16 @@ def test_selection_prefers_the_anchor_expected_to_give_the_best_estimate() -> No
         u = np.array([a.accumulated_uncertainty_deg for a in chosen])
         return np.hypot(u, hop.expected_error_deg(gaps, 100.0, 0.0))
     assert select_anchors(anchors, query, policy, expected_error=expected).anchor_ids == ("t-0",)
+
+
+def test_a_keyframe_is_added_only_where_it_is_expected_to_help() -> None:
+    """Errors that grow faster than the gap make a short second hop pay; errors that grow much
+    more slowly do not (two hops then cost more than one)."""
+    convex = lambda g: 0.5 + 0.004 * np.asarray(g) ** 2  # noqa: E731
+    concave = lambda g: 1.5 * np.asarray(g) ** 0.3  # noqa: E731
+    # a keyframe 30 deg from a calibrated anchor, the estimate itself 4 deg off
+    assert keyframe_expected_to_help(4.0, 0.0, 30.0, 15.0, convex)
+    assert not keyframe_expected_to_help(4.0, 0.0, 30.0, 15.0, concave)
+    # a bad estimate never helps; a shaky parent makes a good keyframe help
+    assert not keyframe_expected_to_help(20.0, 0.0, 30.0, 15.0, convex)
+    assert keyframe_expected_to_help(2.0, 12.0, 30.0, 15.0, concave)
