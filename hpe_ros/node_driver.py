@@ -25,7 +25,7 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
@@ -125,7 +125,8 @@ class Client:
         self.sub_heads = n.create_subscription(HeadPoseArray, "/head_pose", self._on_heads, 10)
         n.create_subscription(TFMessage, "/tf", self.tf.append, tf_qos)
         n.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        # one thread: its callbacks only append to lists (less CPU taken from the node it measures)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(n)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()

@@ -114,6 +114,17 @@ def geodesic_median_rotation(
     if max_iterations < 1:
         raise ValueError("max_iterations must be >= 1")
     Rs, w = _check_inputs(rotations, weights)
+    # The heaviest input is the median when the others' pull there does not exceed its weight
+    # (the Vardi-Zhang condition; always so when it outweighs all others together). Weiszfeld
+    # creeps towards such a point slowly, so it is tested first.
+    heaviest = int(np.argmax(w))
+    v0 = so3_log(np.swapaxes(Rs[heaviest], -1, -2)[None] @ Rs)
+    n0 = np.linalg.norm(v0, axis=-1)
+    away = (n0 > 1e-9) & (w > 0)
+    pull0 = np.linalg.norm((w[away, None] * v0[away] / n0[away, None]).sum(axis=0)) if np.any(away) else 0.0
+    if pull0 <= w[~away].sum():
+        R = Rs[heaviest].copy()
+        return RotationMean(R, geodesic_angle_deg(R[None], Rs), 0, True)
     R = chordal_mean_rotation(Rs, w).rotation
     converged = False
     it = 0
@@ -177,7 +188,16 @@ def average_transforms(
 
 
 def _geometric_median(points: FloatArray, w: FloatArray, max_iterations: int = 200, tol: float = 1e-12) -> FloatArray:
-    """Weighted geometric median of ``[N, 3]`` points (Weiszfeld with the Vardi-Zhang rule)."""
+    """Weighted geometric median of ``[N, 3]`` points (Weiszfeld with the Vardi-Zhang rule,
+    tested first at the heaviest point, which is the median when the others' pull there does
+    not exceed its weight)."""
+    heaviest = int(np.argmax(w))
+    diff0 = points - points[heaviest]
+    d0 = np.linalg.norm(diff0, axis=-1)
+    away = (d0 > tol) & (w > 0)
+    pull0 = np.linalg.norm((w[away, None] * diff0[away] / d0[away, None]).sum(axis=0)) if np.any(away) else 0.0
+    if pull0 <= w[~away].sum():
+        return points[heaviest].copy()
     x = (w[:, None] * points).sum(axis=0)
     for _ in range(max_iterations):
         diff = points - x

@@ -264,6 +264,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     "frames_skipped", "frames_out_of_order", "backend"):
             if key in diag:
                 summary[f"node_{key}"] = diag[key]
+        # the node's own per-stage times (ms) and rate, as its /diagnostics reports them
+        summary["node_timings"] = {k: v for k, v in diag.items() if k.endswith("_ms") or "rate" in k or "ms." in k}
     finally:
         client.close()
         node.stop()
