@@ -460,7 +460,8 @@ class HeadPosePipeline:
                                                     crop_from_cam=view.camera.crop_from_cam)
             keyframe = decision.anchor.anchor_id if decision.added and decision.anchor is not None else None
         return self._head(view, person, fused.pose_cam, fused.confidence, fused.anchor_ids,
-                          fused.nearest_gap_deg, keyframe, "estimated", fused, relative=rel)
+                          fused.nearest_gap_deg, keyframe, "estimated", fused,
+                          expected_error_deg=fused.expected_error_deg, relative=rel)
 
     # ------------------------------------------------------------------ error models
     def _error_models(self) -> Optional[ErrorModels]:
@@ -481,35 +482,31 @@ class HeadPosePipeline:
     def _estimate_errors(self, view: _FaceView, rel: RelativePose) -> Optional[EstimateErrors]:
         """The error models of this face's estimates, or ``None`` when the estimator has none."""
         hops = self._hop_models()
-        if not hops:
-            return None
         sources = rel.sources if rel.sources is not None else (self.estimator.estimator_kind,) * len(rel)
-        if any(s not in hops for s in sources):
+        if not hops or any(s not in hops for s in sources):
             return None
         models = self._error_models()
-        assert models is not None
+        heads = models.heads if models is not None else {}
         return EstimateErrors(tuple(hops[s] for s in sources), tuple(sources), face_size_px(view.face.box_xyxy),
-                              rel.residual, models.heads.get(self.estimator.estimator_kind))
+                              rel.residual, heads.get(self.estimator.estimator_kind))
 
-    def _hop_error(self, view: _FaceView, gap_deg: FloatArray, yaw_deg: float) -> Optional[FloatArray]:
-        """``[N]`` expected error of one estimate per gap, the estimators combined (inverse
-        variance); ``None`` without error models."""
-        hops = self._hop_models()
-        if not hops:
-            return None
-        face = face_size_px(view.face.box_xyxy)
-        precision = sum(1.0 / m.expected_error_deg(gap_deg, face, yaw_deg) ** 2 for m in hops.values())
+    @staticmethod
+    def _hop_error(hops: dict[str, HopErrorModel], face_px: float, gap_deg: FloatArray, yaw_deg: float) -> FloatArray:
+        """``[N]`` expected error of one estimate per gap, the estimators combined (inverse variance)."""
+        precision = sum(1.0 / m.expected_error_deg(gap_deg, face_px, yaw_deg) ** 2 for m in hops.values())
         return 1.0 / np.sqrt(precision)
 
     def _anchor_error_function(self, view: _FaceView, prior: FloatArray):
         """For selection: the expected error of the estimate each anchor would give (its own
         uncertainty and the hop error at its gap), or ``None`` (select by gap)."""
-        if not self._hop_models():
+        hops = self._hop_models()
+        if not hops:
             return None
         yaw = float(yaw_pitch_roll_deg_from_matrix(view.virtual_from_cam @ prior)[0])
+        face = face_size_px(view.face.box_xyxy)
 
         def expected(anchors: Sequence[Anchor], gaps_deg: FloatArray) -> FloatArray:
-            hop = self._hop_error(view, np.asarray(gaps_deg, dtype=np.float64), yaw)
+            hop = self._hop_error(hops, face, np.asarray(gaps_deg, dtype=np.float64), yaw)
             u = np.array([a.accumulated_uncertainty_deg for a in anchors])
             return np.sqrt(u ** 2 + hop ** 2)
         return expected
@@ -520,18 +517,20 @@ class HeadPosePipeline:
         (its expected error and one short hop) than from the anchor it would come from (that
         anchor's uncertainty and the longer hop). Always true without error models (the pool's
         rules alone decide)."""
-        if not self._hop_models() or not math.isfinite(fused.expected_error_deg):
+        hops = self._hop_models()
+        if not hops or not math.isfinite(fused.expected_error_deg):
             return True
         parent = next((a for a in self.pool.anchors(person) if a.anchor_id == fused.nearest_anchor_id), None)
         if parent is None:
             return True
+        face = face_size_px(view.face.box_xyxy)
         return keyframe_expected_to_help(fused.expected_error_deg, parent.accumulated_uncertainty_deg,
                                          fused.nearest_gap_deg, self.config.policy.keyframe_min_gap_deg,
-                                         lambda gaps: self._hop_error(view, gaps, fused.query_yaw_deg))
+                                         lambda gaps: self._hop_error(hops, face, gaps, fused.query_yaw_deg))
 
     def _head(self, view: _FaceView, person: str, pose: Optional[FloatArray], confidence: float,
               anchor_ids: tuple[str, ...], gap_deg: float, keyframe: Optional[str], source: str,
-              fused: Optional[FusedPose] = None, expected_error_deg: Optional[float] = None,
+              fused: Optional[FusedPose] = None, expected_error_deg: float = float("nan"),
               relative: Optional[RelativePose] = None) -> HeadEstimate:
         if pose is None:
             ypr, angle = None, float("nan")
@@ -544,9 +543,7 @@ class HeadPosePipeline:
             nearest_gap_deg=float(gap_deg), yaw_pitch_roll_deg=ypr,
             facing_camera=bool(pose is not None and angle <= self.config.facing_cone_deg),
             facing_angle_deg=angle, keyframe_added=keyframe, source=source,
-            expected_error_deg=(float("nan") if pose is None else float(expected_error_deg) if expected_error_deg is not None
-                                else float(fused.expected_error_deg) if fused is not None else float("nan")),
-            fused=fused, relative=relative)
+            expected_error_deg=float(expected_error_deg), fused=fused, relative=relative)
 
     # ------------------------------------------------------------------ requests
     def capture_anchor(self, track_id: Optional[int] = None,

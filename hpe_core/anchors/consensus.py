@@ -145,7 +145,7 @@ class EstimateErrors:
         out = np.empty(len(self.hop_models))
         residuals = self.residuals if self.residuals is not None else np.full(len(out), np.nan)
         for model in dict.fromkeys(self.hop_models):
-            idx = np.array([m is model for m in self.hop_models])
+            idx = np.array([m == model for m in self.hop_models])
             out[idx] = model.expected_error_deg(np.asarray(gaps_deg)[idx], self.face_px,
                                                 np.broadcast_to(yaw_deg, out.shape)[idx], residuals[idx])
         return out

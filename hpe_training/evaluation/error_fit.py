@@ -168,10 +168,9 @@ def _scaled(image: np.ndarray, K: np.ndarray, s: float, jpeg_quality: Optional[i
     return np.ascontiguousarray(image), K
 
 
-def _photo_queries(image: np.ndarray, K: np.ndarray, R: Optional[np.ndarray], rolls: Sequence[float],
-                   mirrors: Sequence[bool]):
-    """``(query image, its K, true rotation or None, description)`` for every augmentation
-    except the identity; ``R`` the anchor's rotation (``None``: filled in by the caller)."""
+def _photo_queries(image: np.ndarray, K: np.ndarray, rolls: Sequence[float], mirrors: Sequence[bool]):
+    """``(query image, its K, true rotation as a function of the anchor's)`` for every
+    augmentation except the identity."""
     for mirror in mirrors:
         for a in rolls:
             for s in SCALES:
@@ -182,8 +181,7 @@ def _photo_queries(image: np.ndarray, K: np.ndarray, R: Optional[np.ndarray], ro
                     M = cv2.getRotationMatrix2D((float(K[0, 2]), float(K[1, 2])), float(a), 1.0)
                     img = cv2.warpAffine(img, M, (img.shape[1], img.shape[0]))
                 img, Kq = _scaled(img, K, s, 60 if s != 1.0 else None)
-                yield img, Kq, (lambda R0, m=mirror, ang=a: rz(-ang) @ (MIRROR @ R0 @ MIRROR if m else R0)), \
-                    f"mirror={int(mirror)} roll={a:+.0f} scale={s}"
+                yield img, Kq, (lambda R0, m=mirror, ang=a: rz(-ang) @ (MIRROR @ R0 @ MIRROR if m else R0))
 
 
 def collect_photo(pipeline_of: Callable[[float], HeadPosePipeline], image: np.ndarray, hfov_deg: float,
@@ -193,7 +191,7 @@ def collect_photo(pipeline_of: Callable[[float], HeadPosePipeline], image: np.nd
     h, w = image.shape[:2]
     K = resolve_intrinsics(None, w, h, hfov_deg)
     samples = []
-    for img, Kq, truth_of, _ in _photo_queries(image, K, label_R, rolls, mirrors):
+    for img, Kq, truth_of in _photo_queries(image, K, rolls, mirrors):
         pipeline = pipeline_of(hfov_deg)
         first = pipeline.process(image, 0.0, K)
         if not first.heads:
