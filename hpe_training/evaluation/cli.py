@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     real.add_argument("--labelled", type=Path, help="folder of labelled photos (AFLW2000 .jpg+.mat, or labels.csv)")
     real.add_argument("--videos", type=Path, nargs="*", default=[], help="unlabelled clips (GIF or video)")
     real.add_argument("--photo-hfov", type=float, default=20.0, help="field of view assumed for the labelled photos, deg")
+    real.add_argument("--vggt-model", default="", help="VGGT model directory (default: the shipped model)")
+    real.add_argument("--vggt-backend", default="onnxruntime", choices=["onnxruntime", "torch"],
+                      help="VGGT backend; a torch model directory (a training run's model) needs torch")
+    real.add_argument("--crop-mode", default="auto", choices=["auto", "paper", "aligned"],
+                      help="crop given to VGGT: the estimator's own (auto), the paper's box crop, or landmark-aligned")
     errors = sub.add_parser("errors", help="fit the estimators' error models and check their calibration "
                                            "(hpe_training/evaluation/error_fit.py)")
     errors.add_argument("--out", type=Path, required=True, help="output directory (results, CSV, plots)")
@@ -175,7 +180,7 @@ def _main_errors(args) -> int:
 def _main_real(args) -> int:
     import cv2
 
-    from hpe_training.evaluation.real import run_real, summary
+    from hpe_training.evaluation.real import ModelChoice, run_real, summary
 
     image = None
     if args.sweep_image == "astronaut":
@@ -188,7 +193,8 @@ def _main_real(args) -> int:
             print(f"hpe-eval: cannot read {args.sweep_image}", file=sys.stderr)
             return 2
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    results = run_real(args.out, args.estimators, image, args.labelled, args.videos, args.photo_hfov)
+    choice = ModelChoice(model_path=args.vggt_model, backend=args.vggt_backend, crop_mode=args.crop_mode)
+    results = run_real(args.out, args.estimators, image, args.labelled, args.videos, args.photo_hfov, choice=choice)
     print(summary(results))
     print(f"hpe-eval real: results in {args.out}")
     return 0

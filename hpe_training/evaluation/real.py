@@ -63,15 +63,37 @@ def sweep_frame(image_rgb: np.ndarray, width: int = 640, height: int = 480) -> n
     return frame
 
 
-def make_pipeline(estimator: str, hfov_deg: float, bootstrap: str = "none", estimators_cache: Optional[dict] = None) -> HeadPosePipeline:
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which VGGT model the protocols run, and on which crops.
+
+    Attributes:
+        model_path: VGGT model directory (ONNX export or torch ``config.json`` +
+            ``model.safetensors``); empty = the shipped default.
+        backend: ``onnxruntime`` or ``torch`` (a training checkpoint needs ``torch``).
+        crop_mode: ``auto`` (the estimator's own crop), ``paper`` or ``aligned``.
+    """
+
+    model_path: str = ""
+    backend: str = "onnxruntime"
+    crop_mode: str = "auto"
+
+
+DEFAULT_CHOICE = ModelChoice()
+
+
+def make_pipeline(estimator: str, hfov_deg: float, bootstrap: str = "none", estimators_cache: Optional[dict] = None,
+                  choice: ModelChoice = DEFAULT_CHOICE) -> HeadPosePipeline:
     """The node's pipeline for ``estimator`` with the photo tracker (estimators are reused)."""
-    settings = PipelineSettings(estimator=estimator, backend="onnxruntime",
-                                pipeline=PipelineConfig(default_hfov_deg=hfov_deg, bootstrap=bootstrap, tracker=PHOTO_TRACKER))
+    settings = PipelineSettings(estimator=estimator, backend=choice.backend, model_path=choice.model_path,
+                                pipeline=PipelineConfig(default_hfov_deg=hfov_deg, bootstrap=bootstrap,
+                                                        tracker=PHOTO_TRACKER, crop_mode=choice.crop_mode))
     cache = estimators_cache if estimators_cache is not None else {}
-    base = cache.get(("pipeline", estimator))
+    key = ("pipeline", estimator, choice.model_path, choice.backend)
+    base = cache.get(key)
     if base is None:
         base = build_pipeline(settings)
-        cache[("pipeline", estimator)] = base
+        cache[key] = base
         return base
     return build_pipeline(settings, estimator=base.estimator, detector=base.scheduler.detector)
 
@@ -81,10 +103,10 @@ def _largest(result):
 
 
 def roll_sweep(image_rgb: np.ndarray, estimator: str, step_deg: float = 3.0, max_deg: float = 60.0,
-               cache: Optional[dict] = None) -> dict:
+               cache: Optional[dict] = None, choice: ModelChoice = DEFAULT_CHOICE) -> dict:
     """The roll-sweep protocol (module docstring) for one estimator."""
     frame = sweep_frame(image_rgb)
-    pipeline = make_pipeline(estimator, 60.0, "none", cache)
+    pipeline = make_pipeline(estimator, 60.0, "none", cache, choice)
     stamp = 0.0
     result = pipeline.process(frame, stamp)
     if not result.heads:
@@ -152,11 +174,11 @@ def read_labelled(folder: Path) -> list[LabelledPhoto]:
 
 
 def mirror_pairs(photos: Sequence[LabelledPhoto], estimator: str, hfov_deg: float = 20.0,
-                 cache: Optional[dict] = None) -> dict:
+                 cache: Optional[dict] = None, choice: ModelChoice = DEFAULT_CHOICE) -> dict:
     """The mirror-pair protocol (module docstring) for one estimator."""
     rows = []
     for photo in photos:
-        pipeline = make_pipeline(estimator, hfov_deg, "none", cache)
+        pipeline = make_pipeline(estimator, hfov_deg, "none", cache, choice)
         R = matrix_from_yaw_pitch_roll_deg(*photo.yaw_pitch_roll_deg)
         first = pipeline.process(photo.image_rgb, 0.0)
         mirrored = np.ascontiguousarray(photo.image_rgb[:, ::-1])
@@ -208,11 +230,13 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def video_trajectories(path: Path, estimator: str, fps: float = 12.5, cache: Optional[dict] = None) -> dict:
+def video_trajectories(path: Path, estimator: str, fps: float = 12.5, cache: Optional[dict] = None,
+                       choice: ModelChoice = DEFAULT_CHOICE) -> dict:
     """Yaw per frame and track, and the jitter, of one estimator on an unlabelled clip."""
     frames = read_video(path)
-    settings = PipelineSettings(estimator=estimator, pipeline=PipelineConfig(bootstrap="absolute"))
-    base = make_pipeline(estimator, 60.0, "none", cache)
+    settings = PipelineSettings(estimator=estimator, backend=choice.backend, model_path=choice.model_path,
+                                pipeline=PipelineConfig(bootstrap="absolute", crop_mode=choice.crop_mode))
+    base = make_pipeline(estimator, 60.0, "none", cache, choice)
     pipeline = build_pipeline(settings, estimator=base.estimator, detector=base.scheduler.detector)
     tracks: dict[int, list[tuple[int, float]]] = {}
     for i, frame in enumerate(frames):
@@ -272,20 +296,27 @@ def plot(results: dict, out: Path) -> list[Path]:
 
 
 def run_real(out: Path, estimators: Iterable[str], sweep_image: Optional[np.ndarray], labelled: Optional[Path],
-             videos: Sequence[Path], photo_hfov_deg: float = 20.0, progress: bool = True) -> dict:
-    """Every protocol for every estimator; writes ``results.json``, ``results.csv`` and plots."""
+             videos: Sequence[Path], photo_hfov_deg: float = 20.0, progress: bool = True,
+             choice: ModelChoice = DEFAULT_CHOICE) -> dict:
+    """Every protocol for every estimator; writes ``results.json``, ``results.csv`` and plots.
+
+    ``choice`` (model, backend, crop) applies to the VGGT estimators; the face mesh ignores
+    the model and backend.
+    """
     out.mkdir(parents=True, exist_ok=True)
     cache: dict = {}
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "photo_hfov_deg": photo_hfov_deg,
+                     "model": {"path": choice.model_path or "(default)", "backend": choice.backend,
+                               "crop_mode": choice.crop_mode},
                      "roll_sweep": {}, "mirror_pairs": {}, "videos": {}}
     photos = read_labelled(labelled) if labelled is not None and labelled.is_dir() else []
     for est in estimators:
         t0 = time.time()
         if sweep_image is not None:
-            results["roll_sweep"][est] = roll_sweep(sweep_image, est, cache=cache)
+            results["roll_sweep"][est] = roll_sweep(sweep_image, est, cache=cache, choice=choice)
         if photos:
-            results["mirror_pairs"][est] = mirror_pairs(photos, est, photo_hfov_deg, cache=cache)
-        results["videos"][est] = [video_trajectories(v, est, cache=cache) for v in videos]
+            results["mirror_pairs"][est] = mirror_pairs(photos, est, photo_hfov_deg, cache=cache, choice=choice)
+        results["videos"][est] = [video_trajectories(v, est, cache=cache, choice=choice) for v in videos]
         if progress:
             print(f"[hpe-eval real] {est}: done in {time.time() - t0:.0f} s", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
