@@ -83,6 +83,13 @@ def sha256_file(path: Union[str, Path], chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def crop_mode_of(model_config: dict[str, Any]) -> str:
+    """The face crop an exported model was trained on (its config's ``trained_crop``, see
+    :mod:`hpe_core.vggt.config`): ``"paper"`` (also for exports made before it existed) or
+    ``"aligned"``."""
+    value = model_config.get("trained_crop") if isinstance(model_config, dict) else None
+    return value if value in ("paper", "aligned") else "paper"
+
 @dataclass(frozen=True)
 class GraphMetadata:
     """Parsed ``metadata_props`` of one exported graph."""

@@ -336,6 +336,11 @@ class TensorRTRelativePoseEstimator(RelativePoseEstimator):
         return self._input_size
 
     @property
+    def crop_mode(self) -> str:
+        """The crop the exported model was trained on (its config's ``trained_crop``)."""
+        return fmt.crop_mode_of(self._metadata.model_config)
+
+    @property
     def device(self) -> str:
         return str(self._device)
 

@@ -95,6 +95,11 @@ class TorchRelativePoseEstimator(RelativePoseEstimator):
         return self._input_size
 
     @property
+    def crop_mode(self) -> str:
+        """The crop the model was trained on (its config's ``trained_crop``)."""
+        return self._model.config.crop_mode
+
+    @property
     def device(self) -> str:
         return str(self._device)
 

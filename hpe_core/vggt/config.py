@@ -16,6 +16,12 @@ Two sizes, both square sides in pixels:
   It sets no shape. ``None`` (the presets, the oracle) means ``img_size`` and is left out of
   the JSON, so files without it read as before.
 
+``trained_crop`` (set by ``hpe-train`` from its data's crop) is the face crop the weights were
+trained on: ``"paper"`` (VGGT-HPE's box crop) or ``"aligned"`` (landmark-normalised,
+:mod:`hpe_core.aligned_crop`); every backend asks the pipeline for it
+(:attr:`hpe_core.estimator.interface.PoseEstimator.crop_mode`). ``None`` means ``"paper"`` and
+is left out of the JSON like ``trained_img_size``.
+
 Presets (see :func:`get_preset`):
 
 * ``"vggt-1b"``: the official VGGT-1B camera branch (518 px, ViT-L/14, 24 steps).
@@ -122,6 +128,10 @@ class CameraHeadConfig:
         return 9
 
 
+#: Values of :attr:`VGGTConfig.trained_crop`.
+TRAINED_CROPS = (None, "paper", "aligned")
+
+
 @dataclass
 class VGGTConfig:
     """Camera-branch VGGT: DINOv2 patch embed, alternating-attention aggregator, camera head.
@@ -147,6 +157,7 @@ class VGGTConfig:
     patch_embed: PatchEmbedConfig = field(default_factory=PatchEmbedConfig)
     camera_head: CameraHeadConfig = field(default_factory=CameraHeadConfig)
     trained_img_size: Optional[int] = None
+    trained_crop: Optional[str] = None
 
     def __post_init__(self) -> None:
         if isinstance(self.patch_embed, Mapping):
@@ -163,6 +174,8 @@ class VGGTConfig:
                      and self.trained_img_size % self.patch_size == 0),
                  f"trained_img_size ({self.trained_img_size!r}) must be null or a positive multiple of "
                  f"patch_size ({self.patch_size})")
+        _require(self.trained_crop in TRAINED_CROPS,
+                 f"trained_crop ({self.trained_crop!r}) must be one of {TRAINED_CROPS}")
         _require(self.embed_dim >= 1, f"embed_dim must be >= 1, got {self.embed_dim}")
         _require(self.depth >= 1, f"depth must be >= 1, got {self.depth}")
         _require(self.num_heads >= 1 and self.embed_dim % self.num_heads == 0,
@@ -210,6 +223,11 @@ class VGGTConfig:
         the weights were trained at (``trained_img_size``), else ``img_size``."""
         return self.trained_img_size if self.trained_img_size is not None else self.img_size
 
+    @property
+    def crop_mode(self) -> str:
+        """The crop the weights were trained on: ``"paper"`` or ``"aligned"``."""
+        return self.trained_crop or "paper"
+
     # ------------------------------------------------------------------ (de)serialisation
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "VGGTConfig":
@@ -233,8 +251,9 @@ class VGGTConfig:
         ``trained_img_size`` is left out when None (files as written before it existed)."""
         out = dataclasses.asdict(self)
         out["aa_order"] = list(self.aa_order)
-        if out["trained_img_size"] is None:
-            del out["trained_img_size"]
+        for optional in ("trained_img_size", "trained_crop"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
     def to_json(self, path: PathLike | None = None) -> str:

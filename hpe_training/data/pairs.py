@@ -6,6 +6,15 @@ the same photometric augmentation. Targets are camera-from-head poses, either no
 the anchor is the identity (``relative``: T_rel = T_q inv(T_a)) or each view's own pose
 (``absolute``).
 
+Crops (``PairConfig.crop``): ``box`` cuts a square around the render's face box (rounds 1-3);
+``aligned`` cuts the node's landmark-normalised crop (:mod:`hpe_core.aligned_crop`: eyes level,
+centred, scaled) from MTCNN's box and landmarks, as stored by :mod:`hpe_training.data.detections`
+(so training sees the detector's run-time noise), with the crop's roll in its virtual camera.
+Views MTCNN missed (profiles, and renders it scores too low) are cut from the render's box,
+mapped to MTCNN's box convention by the dataset's median offset and scale, and levelled with the
+render's own eye, nose and mouth points plus noise of the size MTCNN's landmarks have on the
+views it found (:attr:`HeadPairDataset.landmark_noise`), so every crop is levelled as at run time.
+
 Poses are expressed in each crop's *virtual camera* (:mod:`hpe_core.virtual_camera`: the
 camera rotated to look along the ray through the crop centre), as at inference, where the
 pipeline converts anchor and query poses with the same rotation. A crop only shows the head
@@ -20,14 +29,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from hpe_training.data.augment import PairAugmenter
+from hpe_training.data.augment import LEVELS, PairAugmenter
 from hpe_training.data.camera import to_homogeneous
 from hpe_training.data.crop import crop_image, crop_intrinsics, random_box, square_box
+from hpe_training.data.detections import FaceDetection, has_detection_file, load_detection
 from hpe_training.data.layout import LayoutReader
 from hpe_training.data.pose import fov_from_intrinsics, pose_encoding, quaternion_xyzw, relative_to_anchor
+from hpe_core.aligned_crop import aligned_crop
+from hpe_core.crop import PAPER_MARGIN
 from hpe_core.virtual_camera import head_pose_cam_to_virtual, virtual_camera_rotation
 
 MODES = ("relative", "absolute")
+CROPS = ("box", "aligned")
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,11 @@ class PairConfig:
             within ``near_gap_deg`` of it (head-to-camera rotation angle), when it has any;
             the others draw the query uniformly from the group. 0 = uniform (the paper).
         near_gap_deg: the gap bound of those near pairs, degrees.
+        crop: ``"box"`` or ``"aligned"`` (module docstring).
+        aligned_margin_range: ``aligned`` crops: margin around MTCNN's box ~ U(range) (the node
+            uses the paper's 0.4).
+        aligned_max_shift: ``aligned`` crops: MTCNN's box shifted by U(-s, s) x its side per axis.
+        augment_level: ``"standard"`` or ``"wide"`` (:mod:`hpe_training.data.augment`).
     """
 
     size: int = 224
@@ -55,10 +73,23 @@ class PairConfig:
     seed: int = 0
     near_fraction: float = 0.0
     near_gap_deg: float = 30.0
+    crop: str = "box"
+    aligned_margin_range: tuple[float, float] = (0.3, 0.5)
+    aligned_max_shift: float = 0.03
+    augment_level: str = "standard"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        if self.augment_level not in LEVELS:
+            raise ValueError(f"augment_level must be one of {LEVELS}, got {self.augment_level!r}")
+        lo, hi = self.aligned_margin_range
+        if not 0.0 <= lo <= hi:
+            raise ValueError(f"aligned_margin_range must satisfy 0 <= lo <= hi, got {self.aligned_margin_range}")
+        if not 0.0 <= self.aligned_max_shift < 0.5:
+            raise ValueError(f"aligned_max_shift must be in [0, 0.5), got {self.aligned_max_shift}")
         if self.size < 8:
             raise ValueError(f"size must be >= 8, got {self.size}")
         lo, hi = self.margin_range
@@ -70,6 +101,19 @@ class PairConfig:
             raise ValueError(f"near_fraction must be in [0, 1], got {self.near_fraction}")
         if not 0.0 < self.near_gap_deg <= 180.0:
             raise ValueError(f"near_gap_deg must be in (0, 180], got {self.near_gap_deg}")
+
+
+def render_landmarks5(landmarks6: np.ndarray | None) -> np.ndarray | None:
+    """``[5, 2]`` MTCNN-ordered points (image-left eye, image-right eye, nose, image-left and
+    image-right mouth corner, for a frontal face) from ``hpe-synth``'s ``[6, 2]`` landmarks
+    (:data:`hpe_training.synth.head.LANDMARK_NAMES`: nose tip, right eye, left eye, mouth right,
+    mouth left, head centre; right/left are the person's); ``None`` without them."""
+    if landmarks6 is None:
+        return None
+    lm = np.asarray(landmarks6, np.float64).reshape(-1, 2)
+    if lm.shape[0] < 5 or not np.all(np.isfinite(lm[:5])):
+        return None
+    return lm[[1, 2, 0, 3, 4]].copy()
 
 
 class PairSampler:
@@ -132,8 +176,68 @@ class HeadPairDataset(Dataset):
         self.reader = reader
         self.config = config
         self.sampler = PairSampler(reader, config.seed, config.near_fraction, config.near_gap_deg)
-        self.augmenter = PairAugmenter() if config.augment else None
+        self.augmenter = PairAugmenter(config.augment_level) if config.augment else None
         self.epoch = 0
+        self._detections: list[FaceDetection | None] = []
+        self._miss_box_map = (np.zeros(2), 1.0)
+        #: ``[5, 2]`` robust standard deviation of MTCNN's landmarks about the render's, in
+        #: units of MTCNN's box side (``aligned`` crops; zeros until measured).
+        self.landmark_noise = np.zeros((5, 2))
+        if config.crop == "aligned":
+            self._read_detections()
+
+    def _read_detections(self) -> None:
+        """Load every view's MTCNN answer and fit how MTCNN's boxes sit on the render's boxes."""
+        missing = [s.directory for s in self.reader.samples if not has_detection_file(s)]
+        if missing:
+            raise FileNotFoundError(
+                f"crop 'aligned' needs MTCNN's answers: {len(missing)} views lack them (first: {missing[0]}); "
+                f"run python -m hpe_training.data.detections --root {self.reader.root}")
+        self._detections = [load_detection(s) for s in self.reader.samples]
+        offsets, scales, residuals = [], [], []
+        for sample, det in zip(self.reader.samples, self._detections):
+            if det is None:
+                continue
+            bbox = self.reader.load_annotation(sample).bbox
+            if bbox is None:
+                continue
+            side = max(float(bbox[2] - bbox[0]), float(bbox[3] - bbox[1]), 1.0)
+            centre = 0.5 * (np.asarray(bbox[:2], np.float64) + np.asarray(bbox[2:], np.float64))
+            offsets.append((0.5 * (det.box_xyxy[:2] + det.box_xyxy[2:]) - centre) / side)
+            det_side = max(det.box_xyxy[2] - det.box_xyxy[0], det.box_xyxy[3] - det.box_xyxy[1])
+            scales.append(det_side / side)
+            render = render_landmarks5(self.reader.load_landmarks(sample))
+            if render is not None:
+                residuals.append((det.landmarks5 - render) / det_side)
+        if offsets:
+            self._miss_box_map = (np.median(np.stack(offsets), axis=0), float(np.median(scales)))
+        if residuals:
+            r = np.stack(residuals)  # [N, 5, 2]
+            self.landmark_noise = 1.4826 * np.median(np.abs(r - np.median(r, axis=0)), axis=0)
+
+    def detection_rate(self) -> float:
+        """Share of views MTCNN found a face in (``aligned`` crops only; NaN otherwise)."""
+        if not self._detections:
+            return float("nan")
+        return float(np.mean([d is not None for d in self._detections]))
+
+    def _detector_box(self, index: int, render_box: np.ndarray, rng: np.random.Generator | None
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """MTCNN's box and landmarks of a view, or the render's box and points in MTCNN's
+        convention with MTCNN-sized landmark noise (none when ``rng`` is None)."""
+        det = self._detections[index]
+        if det is not None:
+            return det.box_xyxy, det.landmarks5
+        offset, scale = self._miss_box_map
+        b = np.asarray(render_box, np.float64)
+        side = max(b[2] - b[0], b[3] - b[1], 1.0)
+        centre = 0.5 * (b[:2] + b[2:]) + offset * side
+        half = 0.5 * scale * side
+        box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
+        landmarks = render_landmarks5(self.reader.load_landmarks(self.reader.samples[index]))
+        if landmarks is not None and rng is not None:
+            landmarks = landmarks + rng.normal(size=(5, 2)) * self.landmark_noise * (2.0 * half)
+        return box, landmarks
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch (changes partners, crops and augmentation draws)."""
@@ -158,6 +262,8 @@ class HeadPairDataset(Dataset):
         ann = self.reader.load_annotation(sample)
         image = self.reader.load_image(sample)
         bbox = ann.bbox if ann.bbox is not None else np.array([0, 0, image.shape[1], image.shape[0]], np.float32)
+        if cfg.crop == "aligned":
+            return self._load_aligned_view(index, image, ann, bbox, rng)
         if rng is None:
             box = square_box(bbox, float(np.mean(cfg.margin_range)))
         else:
@@ -165,6 +271,20 @@ class HeadPairDataset(Dataset):
         centre_px = np.array([box.x0 + box.side / 2.0, box.y0 + box.side / 2.0])
         return (crop_image(image, box, cfg.size), crop_intrinsics(ann.K, box, cfg.size),
                 to_homogeneous(ann.R_h2c, ann.t_h2c), virtual_camera_rotation(ann.K, centre_px))
+
+    def _load_aligned_view(self, index: int, image: np.ndarray, ann, bbox: np.ndarray,
+                           rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`load_view` for ``aligned`` crops (same returns; the rotation includes the roll)."""
+        cfg = self.config
+        box, landmarks = self._detector_box(index, bbox, rng)
+        margin = PAPER_MARGIN
+        if rng is not None:
+            margin = float(rng.uniform(*cfg.aligned_margin_range))
+            side = max(box[2] - box[0], box[3] - box[1])
+            shift = rng.uniform(-cfg.aligned_max_shift, cfg.aligned_max_shift, size=2) * side
+            box = box + np.concatenate([shift, shift])
+        crop, geometry = aligned_crop(image, ann.K, box, cfg.size, landmarks, margin=margin)
+        return (crop, geometry.K_crop, to_homogeneous(ann.R_h2c, ann.t_h2c), geometry.R_virt_from_cam)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         cfg = self.config

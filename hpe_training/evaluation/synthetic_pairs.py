@@ -52,7 +52,9 @@ def evaluate_pairs(model: torch.nn.Module, data_root: Path, n_pairs: int = 600, 
 
     size = image_size or model.config.default_input_size
     reader = LayoutReader(data_root)
-    ds = HeadPairDataset(reader, PairConfig(size=size, augment=False, seed=seed))
+    # the crop the model was trained on (aligned crops need the data's stored MTCNN answers)
+    crop = "aligned" if model.config.crop_mode == "aligned" else "box"
+    ds = HeadPairDataset(reader, PairConfig(size=size, augment=False, seed=seed, crop=crop))
     pairs = sample_pairs([list(m) for m in reader.groups().values()], n_pairs, seed)
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -91,7 +93,7 @@ def evaluate_pairs(model: torch.nn.Module, data_root: Path, n_pairs: int = 600, 
         bins.append({"gap_deg": [lo, hi], **stats((gaps_a >= lo) & (gaps_a < hi))})
     return {
         "mode": "absolute" if absolute else "relative",
-        "data": str(data_root), "pairs": len(pairs), "image_size": size,
+        "data": str(data_root), "pairs": len(pairs), "image_size": size, "crop": crop,
         "all": stats(np.ones_like(gaps_a, dtype=bool)),
         "gap_le_30": stats(gaps_a <= 30.0),
         "gap_ge_60": stats(gaps_a >= 60.0),

@@ -60,8 +60,9 @@ def pair_config(cfg: TrainConfig, train: bool):
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"data_options {unknown} not understood; allowed: {sorted(known)}")
-    if "margin_range" in options:
-        options["margin_range"] = tuple(options["margin_range"])
+    for pair_option in ("margin_range", "aligned_margin_range"):
+        if pair_option in options:
+            options[pair_option] = tuple(options[pair_option])
     if not train:
         options["augment"] = False
     return PairConfig(size=cfg.image_size, mode="absolute" if cfg.absolute else "relative", seed=cfg.seed,

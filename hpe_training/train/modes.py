@@ -61,6 +61,8 @@ def build_base_model(cfg: TrainConfig) -> VGGTCamera:
     # inference default to it. img_size (the positional-embedding shape, 518 for the official
     # weights) is left alone: changing it would change aggregator.patch_embed.pos_embed.
     model.config.trained_img_size = int(cfg.image_size)
+    # ... and the crop it is trained on, which the backends ask the pipeline for.
+    model.config.trained_crop = "aligned" if cfg.data_options.get("crop") == "aligned" else "paper"
     return model
 
 
