@@ -79,10 +79,8 @@ def model_from_checkpoint(directory: Path):
 
 def measure(directory: Path, label: str, labelled: Optional[Path], val: Optional[Path], val_pairs: int) -> dict[str, Any]:
     """The real-face and held-out synthetic figures of one checkpoint."""
-    from skimage import data
-
     from hpe_core.vggt.checkpoints import save_model
-    from hpe_training.evaluation.real import ModelChoice, mirror_pairs, read_labelled, roll_sweep
+    from hpe_training.evaluation.real import real_figures
     from hpe_training.evaluation.synthetic_pairs import evaluate_pairs
 
     model = model_from_checkpoint(directory)
@@ -90,15 +88,8 @@ def measure(directory: Path, label: str, labelled: Optional[Path], val: Optional
                            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     with tempfile.TemporaryDirectory(prefix="hpe-select-") as tmp:
         save_model(model, tmp)
-        choice = ModelChoice(model_path=tmp, backend="torch")
-        cache: dict = {}
-        sweep = roll_sweep(data.astronaut(), "vggt", cache=cache, choice=choice)
-        row.update(roll_sweep_mean_deg=sweep["mean_error_deg"], roll_sweep_max_deg=sweep["max_error_deg"])
-        photos = read_labelled(labelled) if labelled is not None and labelled.is_dir() else []
-        if photos:
-            mirror = mirror_pairs(photos, "vggt", cache=cache, choice=choice)
-            row.update(mirror_error_le90_deg=mirror["error_le90_deg"], mirror_error_gt90_deg=mirror["error_gt90_deg"],
-                       mirror_slope=mirror["slope"], mirror_found=mirror["found"])
+        real = real_figures(Path(tmp), labelled)
+        row.update({k: v for k, v in real.items() if k != "targets"})
     if val is not None and val.is_dir():
         syn = evaluate_pairs(model, val, n_pairs=val_pairs, progress=False)
         row.update(synthetic_gap_le30_deg=syn["gap_le_30"].get("geodesic_deg", math.nan),

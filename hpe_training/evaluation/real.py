@@ -252,6 +252,35 @@ def video_trajectories(path: Path, estimator: str, fps: float = 12.5, cache: Opt
             "jitter_deg": jitter}
 
 
+#: Real-face targets of the VGGT estimator (issue 14), degrees / slope.
+REAL_TARGETS = {"roll_sweep_mean_deg": 2.0, "mirror_error_le90_deg": 12.0, "mirror_slope": 0.85}
+
+
+def real_figures(model_dir: Path, labelled: Optional[Path], backend: str = "torch") -> dict:
+    """The roll sweep (scikit-image's astronaut) and, with ``labelled``, the mirror pairs of the
+    VGGT model in ``model_dir`` on its own crop, as one flat dict with the targets checked."""
+    from skimage import data
+
+    choice = ModelChoice(model_path=str(model_dir), backend=backend)
+    cache: dict = {}
+    sweep = roll_sweep(data.astronaut(), "vggt", cache=cache, choice=choice)
+    out = {"roll_sweep_mean_deg": sweep["mean_error_deg"], "roll_sweep_max_deg": sweep["max_error_deg"],
+           "roll_sweep_missed": sweep["missed"]}
+    photos = read_labelled(labelled) if labelled is not None and Path(labelled).is_dir() else []
+    if photos:
+        mirror = mirror_pairs(photos, "vggt", cache=cache, choice=choice)
+        out.update(mirror_error_le90_deg=mirror["error_le90_deg"], mirror_pairs_le90=mirror["pairs_le90"],
+                   mirror_error_gt90_deg=mirror["error_gt90_deg"], mirror_pairs_gt90=mirror["pairs_gt90"],
+                   mirror_slope=mirror["slope"], mirror_found=mirror["found"], mirror_pairs=mirror["pairs"])
+    out["targets"] = dict(REAL_TARGETS)
+    met = [out["roll_sweep_mean_deg"] <= REAL_TARGETS["roll_sweep_mean_deg"]]
+    if "mirror_slope" in out:
+        met += [out["mirror_error_le90_deg"] <= REAL_TARGETS["mirror_error_le90_deg"],
+                out["mirror_slope"] >= REAL_TARGETS["mirror_slope"]]
+    out["meets_real_targets"] = bool(all(met)) if "mirror_slope" in out else None
+    return out
+
+
 def plot(results: dict, out: Path) -> list[Path]:
     import matplotlib
 
