@@ -43,8 +43,12 @@ def sample_pairs(groups: list[list[int]], n_pairs: int, seed: int) -> list[tuple
 @torch.no_grad()
 def evaluate_pairs(model: torch.nn.Module, data_root: Path, n_pairs: int = 600, absolute: bool = False,
                    image_size: Optional[int] = None, batch_size: int = 16, seed: int = 0,
-                   progress: bool = True) -> dict[str, Any]:
-    """Errors by gap bin (see the module docstring). Returns a JSON-ready dict."""
+                   progress: bool = True, crop: Optional[str] = None) -> dict[str, Any]:
+    """Errors by gap bin (see the module docstring). Returns a JSON-ready dict.
+
+    ``crop``: ``"box"`` or ``"aligned"`` (:class:`hpe_training.data.pairs.PairConfig`); ``None``
+    = the crop the model was trained on (its config's ``trained_crop``).
+    """
     from tqdm import tqdm
 
     from hpe_training.data.layout import LayoutReader
@@ -53,7 +57,8 @@ def evaluate_pairs(model: torch.nn.Module, data_root: Path, n_pairs: int = 600, 
     size = image_size or model.config.default_input_size
     reader = LayoutReader(data_root)
     # the crop the model was trained on (aligned crops need the data's stored MTCNN answers)
-    crop = "aligned" if model.config.crop_mode == "aligned" else "box"
+    if crop is None:
+        crop = "aligned" if model.config.crop_mode == "aligned" else "box"
     ds = HeadPairDataset(reader, PairConfig(size=size, augment=False, seed=seed, crop=crop))
     pairs = sample_pairs([list(m) for m in reader.groups().values()], n_pairs, seed)
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -133,10 +138,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--absolute", action="store_true", help="the model predicts absolute poses")
     parser.add_argument("--pairs", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", choices=["box", "aligned"], help="crop to cut (default: the model's trained crop)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the error-vs-gap plot here")
     args = parser.parse_args(argv)
-    result = evaluate_pairs(load_model(args.model), args.data, args.pairs, args.absolute, seed=args.seed)
+    result = evaluate_pairs(load_model(args.model), args.data, args.pairs, args.absolute, seed=args.seed,
+                            crop=args.crop)
     printable = {k: v for k, v in result.items() if k != "raw"}
     print(json.dumps(printable, indent=1))
     if args.json:
